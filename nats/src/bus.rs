@@ -1,0 +1,154 @@
+use std::time::Duration;
+
+use async_nats::{jetstream, HeaderMap};
+
+use crate::{
+    config::BusConfig,
+    envelope::{Envelope, Payload, KIND_HEADER, TRACE_HEADER},
+    error::BusError,
+    streams,
+    topology::{StreamKind, Topology},
+};
+
+/// One NATS connection per process, shared by every task of a stage.
+#[derive(Clone)]
+pub struct Bus {
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+    topology: Topology,
+    replicas: usize,
+    publish_timeout: Duration,
+}
+
+/// Where JetStream stored a publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub stream_sequence: u64,
+    /// JetStream had already stored an envelope with this id (within the
+    /// stream's duplicate window) and did not store it again.
+    pub duplicate: bool,
+}
+
+impl Bus {
+    /// Connects once; the client reconnects by itself if the server restarts.
+    pub async fn connect(config: &BusConfig, client_name: &str) -> Result<Self, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name(client_name)
+            .connection_timeout(Duration::from_secs(5))
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connect(&config.url)
+            .await
+            .map_err(|source| BusError::Connect {
+                url: config.url.clone(),
+                source,
+            })?;
+        // A first round trip, so a wrong URL fails here with a readable
+        // error rather than as a hang in the first publish.
+        tokio::time::timeout(Duration::from_secs(10), client.flush())
+            .await
+            .map_err(|_| BusError::Setup {
+                what: "connection".into(),
+                reason: format!("no answer from NATS at {} within 10s", config.url),
+            })?
+            .map_err(|e| BusError::Setup {
+                what: "connection".into(),
+                reason: e.to_string(),
+            })?;
+        let jetstream = jetstream::ContextBuilder::new()
+            .timeout(config.publish_timeout)
+            .max_ack_inflight(8192)
+            .backpressure_on_inflight(true)
+            .build(client.clone());
+        Ok(Self {
+            client,
+            jetstream,
+            topology: config.topology(),
+            replicas: config.replicas,
+            publish_timeout: config.publish_timeout,
+        })
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.jetstream
+    }
+
+    /// Creates the given streams if they do not exist yet (idempotent).
+    pub async fn ensure_streams(&self, kinds: &[StreamKind]) -> Result<(), BusError> {
+        for &kind in kinds {
+            streams::ensure_stream(&self.jetstream, &self.topology, kind, self.replicas).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes an envelope and waits for JetStream to store it. The
+    /// envelope id is the `Nats-Msg-Id`, so a retry of the same envelope is
+    /// stored once.
+    pub async fn publish<T: Payload>(
+        &self,
+        subject: String,
+        envelope: &Envelope<T>,
+    ) -> Result<Published, BusError> {
+        let payload = envelope.encode()?;
+        let mut headers = HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, envelope.id.as_str());
+        headers.insert(TRACE_HEADER, envelope.trace_id.as_str());
+        headers.insert(KIND_HEADER, T::KIND);
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(self.publish_timeout, async {
+            let ack = self
+                .jetstream
+                .publish_with_headers(subject.clone(), headers, payload.into())
+                .await
+                .map_err(|e| BusError::Publish {
+                    subject: subject.clone(),
+                    reason: e.to_string(),
+                })?;
+            ack.await.map_err(|e| BusError::Publish {
+                subject: subject.clone(),
+                reason: e.to_string(),
+            })
+        })
+        .await;
+        metrics::histogram!("waiter_bus_publish_seconds").record(started.elapsed().as_secs_f64());
+        match outcome {
+            Ok(Ok(ack)) => {
+                if ack.duplicate {
+                    metrics::counter!("waiter_bus_publish_duplicates_total").increment(1);
+                }
+                Ok(Published {
+                    stream_sequence: ack.sequence,
+                    duplicate: ack.duplicate,
+                })
+            }
+            Ok(Err(e)) => {
+                metrics::counter!("waiter_bus_publish_errors_total").increment(1);
+                Err(e)
+            }
+            Err(_) => {
+                metrics::counter!("waiter_bus_publish_errors_total").increment(1);
+                Err(BusError::PublishTimeout { subject })
+            }
+        }
+    }
+
+    /// Deletes every stream of this namespace. For tests and
+    /// throw-away benchmark namespaces only.
+    pub async fn delete_namespace(&self) -> Result<(), BusError> {
+        for kind in StreamKind::ALL {
+            let _ = self
+                .jetstream
+                .delete_stream(self.topology.stream_name(kind))
+                .await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,203 @@
+//! The tenant directory ingest checks signatures with.
+//!
+//! Ingest must keep accepting webhooks while PostgreSQL is down, so it does
+//! not read the restaurants table. The router (which owns the database side)
+//! publishes each Twilio account's auth token to the directory stream (one
+//! subject per account, only the newest kept); ingest follows the stream
+//! and keeps the tokens in memory. A changed token reaches every ingest
+//! replica within a moment of being published.
+//!
+//! (A JetStream key-value bucket would be the obvious tool, but async-nats'
+//! bucket creation does not work against nats-server 2.9; this is the same
+//! mechanism spelled out on a plain stream.)
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use async_nats::jetstream::consumer::{self, DeliverPolicy};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    bus::Bus,
+    envelope::{Envelope, Payload},
+    error::BusError,
+    topology::StreamKind,
+};
+
+/// One Twilio account's credentials as the directory stores them. An empty
+/// token removes the account.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccountEntry {
+    pub account_sid: String,
+    pub auth_token: String,
+}
+
+impl Payload for AccountEntry {
+    const KIND: &'static str = "directory.account";
+}
+
+impl fmt::Debug for AccountEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountEntry")
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Writes to and follows the directory stream.
+#[derive(Clone)]
+pub struct Directory {
+    bus: Bus,
+}
+
+impl Directory {
+    /// Opens the directory, creating its stream if needed.
+    pub async fn open(bus: &Bus) -> Result<Self, BusError> {
+        bus.ensure_streams(&[StreamKind::Directory]).await?;
+        Ok(Self { bus: bus.clone() })
+    }
+
+    /// Stores an account's token (replacing the previous one).
+    pub async fn put(&self, entry: &AccountEntry) -> Result<(), BusError> {
+        let subject = self.bus.topology().directory_entry(&entry.account_sid);
+        let envelope = Envelope::new(crate::envelope::new_id(), "directory", entry.clone());
+        self.bus.publish(subject, &envelope).await.map(|_| ())
+    }
+
+    pub async fn remove(&self, account_sid: &str) -> Result<(), BusError> {
+        self.put(&AccountEntry {
+            account_sid: account_sid.to_string(),
+            auth_token: String::new(),
+        })
+        .await
+    }
+
+    /// Starts a background task that keeps `cache` equal to the directory.
+    /// Resolves once the current contents are loaded (or after `initial_wait`).
+    pub async fn follow(
+        &self,
+        cache: DirectoryCache,
+        initial_wait: Duration,
+        shutdown: CancellationToken,
+    ) -> Result<(), BusError> {
+        let topology = self.bus.topology().clone();
+        let stream_name = topology.stream_name(StreamKind::Directory);
+        let stream = self
+            .bus
+            .jetstream()
+            .get_stream(&stream_name)
+            .await
+            .map_err(|e| BusError::Setup {
+                what: format!("stream {stream_name}"),
+                reason: e.to_string(),
+            })?;
+        let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let mut loaded_tx = Some(loaded_tx);
+            while !shutdown.is_cancelled() {
+                let empty = stream
+                    .get_info()
+                    .await
+                    .map(|info| info.state.messages == 0)
+                    .unwrap_or(false);
+                if empty {
+                    if let Some(tx) = loaded_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                let ordered = stream
+                    .create_consumer(consumer::pull::OrderedConfig {
+                        filter_subject: topology.stream_subjects(StreamKind::Directory),
+                        deliver_policy: DeliverPolicy::LastPerSubject,
+                        ..Default::default()
+                    })
+                    .await;
+                let mut messages = match ordered {
+                    Ok(c) => match c.messages().await {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot follow tenant directory; retrying");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            continue;
+                        }
+                    },
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot follow tenant directory; retrying");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        }
+                    }
+                };
+                loop {
+                    let next = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        next = messages.next() => next,
+                    };
+                    match next {
+                        Some(Ok(message)) => {
+                            match Envelope::<AccountEntry>::decode(&message.payload) {
+                                Ok(env) => cache.apply(env.body),
+                                Err(e) => tracing::warn!(error = %e, "unreadable directory entry"),
+                            }
+                            let caught_up = message.info().map(|i| i.pending == 0).unwrap_or(false);
+                            if caught_up {
+                                if let Some(tx) = loaded_tx.take() {
+                                    let _ = tx.send(());
+                                }
+                            }
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "tenant directory follow interrupted");
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+        });
+        let _ = tokio::time::timeout(initial_wait, loaded_rx).await;
+        Ok(())
+    }
+}
+
+/// The in-memory copy ingest reads on every request.
+#[derive(Clone, Default)]
+pub struct DirectoryCache {
+    tokens: Arc<RwLock<HashMap<String, String>>>,
+}
+
+impl DirectoryCache {
+    pub fn auth_token(&self, account_sid: &str) -> Option<String> {
+        self.tokens
+            .read()
+            .expect("directory lock")
+            .get(account_sid)
+            .cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.tokens.read().expect("directory lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Applies one entry: a token replaces, an empty token removes.
+    pub fn apply(&self, entry: AccountEntry) {
+        let mut tokens = self.tokens.write().expect("directory lock");
+        if entry.auth_token.is_empty() {
+            tokens.remove(&entry.account_sid);
+        } else {
+            tokens.insert(entry.account_sid, entry.auth_token);
+        }
+    }
+}

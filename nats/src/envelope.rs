@@ -1,0 +1,133 @@
+use chrono::{DateTime, Utc};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::error::BusError;
+
+/// Header carrying the trace id that follows one customer message through
+/// every stage.
+pub const TRACE_HEADER: &str = "Waiter-Trace-Id";
+/// Header naming the payload type, so tools can decode without guessing.
+pub const KIND_HEADER: &str = "Waiter-Kind";
+
+/// A message body that travels on the bus.
+pub trait Payload: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// A stable name for the payload type (`ingest.inbound`, ...).
+    const KIND: &'static str;
+    /// Bumped when a change is not compatible with older readers. Adding an
+    /// optional field is compatible: envelopes are encoded with field names.
+    const VERSION: u16 = 1;
+}
+
+/// The versioned wrapper every payload travels in. `id` becomes the
+/// `Nats-Msg-Id`, so publishing the same envelope twice stores it once.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Envelope<T> {
+    pub v: u16,
+    pub kind: String,
+    pub id: String,
+    pub trace_id: String,
+    pub produced_at: DateTime<Utc>,
+    pub body: T,
+}
+
+impl<T: Payload> Envelope<T> {
+    pub fn new(id: impl Into<String>, trace_id: impl Into<String>, body: T) -> Self {
+        Self {
+            v: T::VERSION,
+            kind: T::KIND.to_string(),
+            id: id.into(),
+            trace_id: trace_id.into(),
+            produced_at: Utc::now(),
+            body,
+        }
+    }
+
+    /// A new envelope caused by this one: it keeps the trace id.
+    pub fn follow<U: Payload>(&self, id: impl Into<String>, body: U) -> Envelope<U> {
+        Envelope::new(id, self.trace_id.clone(), body)
+    }
+
+    pub fn encode(&self) -> Result<Vec<u8>, BusError> {
+        rmp_serde::to_vec_named(self).map_err(|source| BusError::Encode {
+            kind: T::KIND,
+            source,
+        })
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, BusError> {
+        let envelope: Self = rmp_serde::from_slice(bytes).map_err(|e| BusError::Decode {
+            kind: T::KIND,
+            version: T::VERSION,
+            reason: e.to_string(),
+        })?;
+        if envelope.v > T::VERSION {
+            return Err(BusError::Decode {
+                kind: T::KIND,
+                version: T::VERSION,
+                reason: format!(
+                    "written with schema v{}, this reader knows v{}",
+                    envelope.v,
+                    T::VERSION
+                ),
+            });
+        }
+        Ok(envelope)
+    }
+}
+
+/// Decodes any envelope into JSON for inspection (`just replay`).
+pub fn decode_to_json(bytes: &[u8]) -> Result<serde_json::Value, String> {
+    rmp_serde::from_slice::<serde_json::Value>(bytes).map_err(|e| e.to_string())
+}
+
+/// A new random id for an envelope that has no natural one.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+    struct Ping {
+        text: String,
+    }
+    impl Payload for Ping {
+        const KIND: &'static str = "test.ping";
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+    struct PingV1Reader {}
+    impl Payload for PingV1Reader {
+        const KIND: &'static str = "test.ping";
+    }
+
+    #[test]
+    fn round_trips_and_keeps_trace() {
+        let env = Envelope::new(
+            "id-1",
+            "trace-1",
+            Ping {
+                text: "مرحبا 👋".into(),
+            },
+        );
+        let back = Envelope::<Ping>::decode(&env.encode().unwrap()).unwrap();
+        assert_eq!(back, env);
+        let next = back.follow("id-2", Ping { text: "x".into() });
+        assert_eq!(next.trace_id, "trace-1");
+        assert_eq!(next.id, "id-2");
+        let json = decode_to_json(&env.encode().unwrap()).unwrap();
+        assert_eq!(json["body"]["text"], "مرحبا 👋");
+    }
+
+    #[test]
+    fn an_older_reader_ignores_new_fields_and_garbage_is_an_error() {
+        let env = Envelope::new("id", "t", Ping { text: "hi".into() });
+        assert!(Envelope::<PingV1Reader>::decode(&env.encode().unwrap()).is_ok());
+        assert!(matches!(
+            Envelope::<Ping>::decode(b"\x01\x02garbage"),
+            Err(BusError::Decode { .. })
+        ));
+    }
+}

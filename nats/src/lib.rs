@@ -1,0 +1,29 @@
+//! The shared bus kit every Waiter stage is built on.
+//!
+//! Everything that two stages must agree on lives here, once: the
+//! [`Topology`] (stream names and subject builders), the stream and
+//! consumer definitions ([`streams`]), the versioned MessagePack
+//! [`Envelope`], the payload types ([`messages`], [`events`]), the
+//! publisher that awaits the PubAck ([`Bus::publish`]), the tenant
+//! directory replicated through a KV bucket ([`directory`]) and the worker
+//! loop every consuming stage runs ([`worker`]).
+
+pub mod bus;
+pub mod config;
+pub mod directory;
+pub mod envelope;
+pub mod error;
+pub mod events;
+pub mod messages;
+pub mod partition;
+pub mod streams;
+pub mod topology;
+pub mod worker;
+
+pub use bus::{Bus, Published};
+pub use config::BusConfig;
+pub use envelope::{Envelope, Payload, TRACE_HEADER};
+pub use error::BusError;
+pub use partition::partition_of;
+pub use topology::{StreamKind, Topology};
+pub use worker::{Delivery, Handler, Outcome};

@@ -1,0 +1,157 @@
+//! Stream and durable consumer definitions, created idempotently at start-up.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+
+use crate::{
+    error::BusError,
+    topology::{StreamKind, Topology},
+};
+
+/// How long JetStream remembers a `Nats-Msg-Id`. Twilio retries a webhook
+/// at most once, within its 15 s budget; our own retries after a 503 or a
+/// restart come within minutes. Ten minutes covers both with room, while
+/// keeping the server's id table small (rate × 600 s entries). Anything
+/// older is caught by the unique keys in PostgreSQL.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
+
+/// How long a message may take before JetStream gives it to another worker.
+pub const ACK_WAIT: Duration = Duration::from_secs(30);
+
+/// Deliveries before a message is given up on. With the worker's backoff
+/// (capped at 30 s) this is more than eight hours of a dependency being down.
+pub const MAX_DELIVER: i64 = 1000;
+
+fn retention(kind: StreamKind) -> Duration {
+    const DAY: u64 = 24 * 60 * 60;
+    match kind {
+        StreamKind::DeadLetter => Duration::from_secs(30 * DAY),
+        _ => Duration::from_secs(7 * DAY),
+    }
+}
+
+/// The definition of one stream. Every stream keeps its messages for a
+/// while after they are consumed (limits retention), so `just replay` can
+/// read them back; consumers track their own position.
+pub fn stream_config(topology: &Topology, kind: StreamKind, replicas: usize) -> stream::Config {
+    if kind == StreamKind::Directory {
+        // Only the newest entry per account matters.
+        return stream::Config {
+            name: topology.stream_name(kind),
+            subjects: vec![topology.stream_subjects(kind)],
+            storage: stream::StorageType::File,
+            max_messages_per_subject: 1,
+            num_replicas: replicas,
+            ..Default::default()
+        };
+    }
+    stream::Config {
+        name: topology.stream_name(kind),
+        subjects: vec![topology.stream_subjects(kind)],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        max_age: retention(kind),
+        duplicate_window: DUPLICATE_WINDOW,
+        num_replicas: replicas,
+        discard: stream::DiscardPolicy::Old,
+        ..Default::default()
+    }
+}
+
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    topology: &Topology,
+    kind: StreamKind,
+    replicas: usize,
+) -> Result<stream::Stream, BusError> {
+    let config = stream_config(topology, kind, replicas);
+    js.get_or_create_stream(config)
+        .await
+        .map_err(|e| BusError::Setup {
+            what: format!("stream {}", topology.stream_name(kind)),
+            reason: e.to_string(),
+        })
+}
+
+/// A durable pull consumer: explicit ack, bounded ack-pending, bounded
+/// redelivery.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    pub stream: StreamKind,
+    pub durable: String,
+    pub filter_subject: String,
+    /// 1 on a partition: JetStream then hands the partition's next message
+    /// out only after the previous one was acked, which is what keeps
+    /// per-conversation order with any number of replicas.
+    pub max_ack_pending: i64,
+    pub ack_wait: Duration,
+    pub max_deliver: i64,
+}
+
+impl ConsumerSpec {
+    /// The consumer a stage uses for one partition of a partitioned stream.
+    pub fn partition(topology: &Topology, stream: StreamKind, stage: &str, partition: u16) -> Self {
+        Self {
+            stream,
+            durable: topology.partition_consumer(stage, partition),
+            filter_subject: topology
+                .partition_subject(stream, partition)
+                .expect("partitioned stream"),
+            max_ack_pending: 1,
+            ack_wait: ACK_WAIT,
+            max_deliver: MAX_DELIVER,
+        }
+    }
+
+    /// A consumer shared by every replica of a stage, for messages whose
+    /// order does not matter.
+    pub fn shared(
+        stream: StreamKind,
+        durable: &str,
+        filter_subject: String,
+        in_flight: i64,
+    ) -> Self {
+        Self {
+            stream,
+            durable: durable.to_string(),
+            filter_subject,
+            max_ack_pending: in_flight,
+            ack_wait: ACK_WAIT,
+            max_deliver: MAX_DELIVER,
+        }
+    }
+
+    pub fn config(&self) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(self.durable.clone()),
+            filter_subject: self.filter_subject.clone(),
+            ack_policy: consumer::AckPolicy::Explicit,
+            deliver_policy: consumer::DeliverPolicy::All,
+            max_ack_pending: self.max_ack_pending,
+            ack_wait: self.ack_wait,
+            max_deliver: self.max_deliver,
+            ..Default::default()
+        }
+    }
+}
+
+pub async fn ensure_consumer(
+    js: &jetstream::Context,
+    topology: &Topology,
+    spec: &ConsumerSpec,
+) -> Result<consumer::Consumer<consumer::pull::Config>, BusError> {
+    let stream_name = topology.stream_name(spec.stream);
+    let setup_error = |e: String| BusError::Setup {
+        what: format!("consumer {} on {stream_name}", spec.durable),
+        reason: e,
+    };
+    let stream = js
+        .get_stream(&stream_name)
+        .await
+        .map_err(|e| setup_error(e.to_string()))?;
+    stream
+        .get_or_create_consumer(&spec.durable, spec.config())
+        .await
+        .map_err(|e| setup_error(e.to_string()))
+}

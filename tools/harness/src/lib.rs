@@ -1,0 +1,252 @@
+//! Test support: every test gets its own PostgreSQL database (migrated) and
+//! its own bus namespace (its own streams, consumers and directory bucket)
+//! on the real servers, both removed when the test ends.
+//!
+//! `DATABASE_ADMIN_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`)
+//! is where test databases are created; `NATS_URL` the server.
+
+use std::time::Duration;
+
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use waiter_nats::{Bus, BusConfig};
+
+pub mod jwt;
+pub mod ws;
+
+pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn admin_url() -> String {
+    std::env::var("DATABASE_ADMIN_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_string())
+}
+
+fn with_database(url: &str, database: &str) -> String {
+    // postgres://user@host:port/db?params → swap the db part.
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let prefix = match base.rfind('/') {
+        Some(i) if i > "postgres://".len() => &base[..i],
+        _ => base,
+    };
+    format!("{prefix}/{database}{query}")
+}
+
+/// A fresh, migrated database, dropped when this value is dropped.
+pub struct TestDb {
+    pub pool: PgPool,
+    pub url: String,
+    name: String,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let name = format!("waiter_t_{}", Uuid::new_v4().simple());
+        let admin = admin_url();
+        let mut conn = PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin}: {e}"));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        conn.close().await.ok();
+        let url = with_database(&admin, &name);
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(&url)
+            .await
+            .expect("connect to test database");
+        waiter_migrations::MIGRATOR
+            .run(&pool)
+            .await
+            .expect("migrate test database");
+        TestDb { pool, url, name }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let pool = self.pool.clone();
+        // Drop runs outside async context guarantees: use a thread with its
+        // own runtime so this works from any test.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                pool.close().await;
+                if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A namespace of its own on the shared NATS server, deleted on drop.
+pub struct TestBus {
+    pub bus: Bus,
+    pub config: BusConfig,
+}
+
+impl TestBus {
+    pub async fn new() -> TestBus {
+        Self::with_partitions(4).await
+    }
+
+    pub async fn with_partitions(partitions: u16) -> TestBus {
+        let namespace = format!("t{}", &Uuid::new_v4().simple().to_string()[..12]);
+        let config = BusConfig::local(&namespace, partitions);
+        let bus = Bus::connect(&config, "waiter-test")
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach NATS at {}: {e}", config.url));
+        TestBus { bus, config }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.config.namespace
+    }
+}
+
+impl Drop for TestBus {
+    fn drop(&mut self) {
+        let config = self.config.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                if let Ok(bus) = Bus::connect(&config, "waiter-test-cleanup").await {
+                    let _ = bus.delete_namespace().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A database and a bus namespace, plus a shutdown token that stops
+/// everything the test started when dropped.
+pub struct TestEnv {
+    pub db: TestDb,
+    pub bus: TestBus,
+    pub shutdown: CancellationToken,
+}
+
+impl TestEnv {
+    pub async fn new() -> TestEnv {
+        init_logs();
+        let (db, bus) = tokio::join!(TestDb::new(), TestBus::new());
+        TestEnv {
+            db,
+            bus,
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.db.pool
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Quiet by default; `RUST_LOG=debug cargo test` shows everything.
+pub fn init_logs() {
+    if std::env::var("RUST_LOG").is_ok() {
+        waiter_runtime::telemetry::init("test");
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A restaurant for tests: a unique number, account and token.
+pub struct TestRestaurant {
+    pub id: Uuid,
+    pub number: String,
+    pub account_sid: String,
+    pub auth_token: String,
+}
+
+/// Adds a restaurant with the demo menu and branches; `language` is `ar` or `en`.
+pub async fn add_restaurant(pool: &PgPool, slug: &str, language: &str) -> TestRestaurant {
+    let n = Uuid::new_v4().as_u128();
+    let number = format!("whatsapp:+1555{:07}", n % 10_000_000);
+    let account_sid = format!("AC{:032x}", n);
+    let auth_token = format!("token-{:016x}", (n >> 64) as u64);
+    let mut r = waiter_migrations::NewRestaurant::new(slug, &number, &account_sid, &auth_token);
+    r.default_language = language.to_string();
+    r.name_en = format!("{slug} Grill");
+    r.name_ar = format!("مشويات {slug}");
+    r.delivery_fee = 1000;
+    r.min_delivery_order = 3000;
+    r.promo_links = vec![format!("https://example.com/{slug}/offers")];
+    r.support_contact = Some("+966500000001".into());
+    r.payment_link_base = Some(format!("https://pay.example.com/{slug}"));
+    let id = waiter_migrations::restaurants::upsert(pool, &r)
+        .await
+        .expect("add restaurant");
+    waiter_migrations::demo::seed_branches(pool, id, &waiter_migrations::demo::demo_branches())
+        .await
+        .expect("seed branches");
+    waiter_migrations::demo::seed_menu(pool, id, &waiter_migrations::demo::demo_menu())
+        .await
+        .expect("seed menu");
+    TestRestaurant {
+        id,
+        number,
+        account_sid,
+        auth_token,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swaps_the_database_in_a_url() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+    }
+}
