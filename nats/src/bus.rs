@@ -102,6 +102,15 @@ impl Bus {
         headers.insert(async_nats::header::NATS_MESSAGE_ID, envelope.id.as_str());
         headers.insert(TRACE_HEADER, envelope.trace_id.as_str());
         headers.insert(KIND_HEADER, T::KIND);
+        self.send(subject, headers, payload).await
+    }
+
+    async fn send(
+        &self,
+        subject: String,
+        headers: HeaderMap,
+        payload: Vec<u8>,
+    ) -> Result<Published, BusError> {
         let started = std::time::Instant::now();
         let outcome = tokio::time::timeout(self.publish_timeout, async {
             let ack = self
@@ -138,6 +147,22 @@ impl Bus {
                 Err(BusError::PublishTimeout { subject })
             }
         }
+    }
+
+    /// Publishes an envelope that was encoded earlier (the outbox).
+    pub async fn publish_encoded(
+        &self,
+        subject: String,
+        msg_id: &str,
+        trace_id: &str,
+        kind: &str,
+        payload: Vec<u8>,
+    ) -> Result<Published, BusError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
+        headers.insert(TRACE_HEADER, trace_id);
+        headers.insert(KIND_HEADER, kind);
+        self.send(subject, headers, payload).await
     }
 
     /// Deletes every stream of this namespace. For tests and

@@ -15,6 +15,8 @@ pub mod envelope;
 pub mod error;
 pub mod events;
 pub mod messages;
+#[cfg(feature = "postgres")]
+pub mod outbox;
 pub mod partition;
 pub mod streams;
 pub mod topology;

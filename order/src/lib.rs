@@ -1,1 +1,116 @@
-//! order stage
+//! Order: owns the orders table and the state machine.
+//!
+//! Commands arrive on the ORDER stream, partitioned by order id, from the
+//! bot (place, confirm, cancel, rate) and from dashboards (status changes,
+//! with a reply inbox for the HTTP answer). Each is validated by the pure
+//! [`machine`], recorded with who made it, published as a dashboard event,
+//! and told to the customer through their conversation — all through the
+//! outbox, so a command is applied once and its effects are never lost.
+
+pub mod handler;
+pub mod machine;
+pub mod store;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use sqlx::PgPool;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use waiter_nats::{worker, Bus, BusError, StreamKind};
+use waiter_runtime::{ConfigError, EnvReader, Health, Running};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub ops_addr: SocketAddr,
+    pub database_url: String,
+    /// Effects left unpublished this long are published by the sweep.
+    pub outbox_sweep_after: Duration,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut env = EnvReader::new();
+        let config = Self {
+            ops_addr: env.addr("ORDER_OPS_ADDR", "0.0.0.0:9103"),
+            database_url: env.string("DATABASE_URL", waiter_runtime::config::DEFAULT_DATABASE_URL),
+            outbox_sweep_after: Duration::from_millis(env.parse("OUTBOX_SWEEP_AFTER_MS", 10_000)),
+        };
+        env.finish()?;
+        Ok(config)
+    }
+
+    pub fn for_tests(database_url: &str) -> Self {
+        Self {
+            ops_addr: "127.0.0.1:0".parse().expect("addr"),
+            database_url: database_url.to_string(),
+            outbox_sweep_after: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("ops server: {0}")]
+    Ops(String),
+}
+
+pub async fn start(
+    config: Config,
+    bus: Bus,
+    pool: PgPool,
+    shutdown: CancellationToken,
+) -> Result<Running, OrderError> {
+    bus.ensure_streams(&[
+        StreamKind::Order,
+        StreamKind::Conversation,
+        StreamKind::Events,
+    ])
+    .await?;
+    let tasks = TaskTracker::new();
+    let orders = Arc::new(handler::Orders::new(bus.clone(), pool.clone()));
+    {
+        let (bus, shutdown) = (bus.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            if let Err(e) =
+                worker::run_partitioned(&bus, StreamKind::Order, "order", orders, shutdown).await
+            {
+                tracing::error!(error = %e, "order workers stopped");
+            }
+        });
+    }
+    tasks.spawn(sweep_outbox(
+        pool,
+        bus.clone(),
+        config.outbox_sweep_after,
+        shutdown.clone(),
+    ));
+    tasks.close();
+    let client = bus.client().clone();
+    let health = Health::new("order").check("nats", move || {
+        client.connection_state() == async_nats::connection::State::Connected
+    });
+    let (addr, ops) = waiter_runtime::ops::serve(config.ops_addr, health, shutdown)
+        .map_err(|e| OrderError::Ops(e.to_string()))?;
+    tracing::info!(%addr, "order running");
+    let done = tokio::spawn(async move {
+        tasks.wait().await;
+        let _ = ops.await;
+    });
+    Ok(Running { addr, done })
+}
+
+/// Publishes effects a crashed process committed but did not publish.
+pub async fn sweep_outbox(pool: PgPool, bus: Bus, after: Duration, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(after) => {}
+        }
+        match waiter_nats::outbox::sweep(&pool, &bus, after).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(published = n, "outbox sweep published stranded effects"),
+            Err(e) => tracing::warn!(error = %e, "outbox sweep failed"),
+        }
+    }
+}

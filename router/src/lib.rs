@@ -1,1 +1,130 @@
-//! router stage
+//! Router: from an accepted webhook to a restaurant's conversation.
+//!
+//! Resolves the restaurant by the `To` number, refuses a request whose
+//! Twilio account is not that restaurant's (a valid signature from account A
+//! must not inject messages into restaurant B), applies the inbound limits,
+//! writes the webhook audit log and forwards the message to the
+//! conversation's partition. It also keeps the tenant directory that ingest
+//! checks signatures with in step with the restaurants table.
+
+pub mod audit;
+pub mod directory_sync;
+pub mod limits;
+pub mod route;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use sqlx::PgPool;
+use thiserror::Error;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use waiter_nats::{streams::ConsumerSpec, worker, Bus, BusError, StreamKind};
+use waiter_runtime::{ConfigError, EnvReader, Health, Running};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub ops_addr: SocketAddr,
+    pub database_url: String,
+    /// How often the restaurants table is copied to the tenant directory.
+    pub directory_sync: Duration,
+    /// How long a restaurant lookup is cached.
+    pub tenant_cache_ttl: Duration,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut env = EnvReader::new();
+        let config = Self {
+            ops_addr: env.addr("ROUTER_OPS_ADDR", "0.0.0.0:9101"),
+            database_url: env.string("DATABASE_URL", waiter_runtime::config::DEFAULT_DATABASE_URL),
+            directory_sync: Duration::from_millis(env.parse("ROUTER_DIRECTORY_SYNC_MS", 2_000)),
+            tenant_cache_ttl: Duration::from_millis(env.parse("ROUTER_TENANT_CACHE_MS", 10_000)),
+        };
+        env.finish()?;
+        Ok(config)
+    }
+
+    pub fn for_tests(database_url: &str) -> Self {
+        Self {
+            ops_addr: "127.0.0.1:0".parse().expect("addr"),
+            database_url: database_url.to_string(),
+            directory_sync: Duration::from_millis(200),
+            tenant_cache_ttl: Duration::from_millis(500),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum RouterError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("ops server: {0}")]
+    Ops(String),
+}
+
+pub async fn start(
+    config: Config,
+    bus: Bus,
+    pool: PgPool,
+    shutdown: CancellationToken,
+) -> Result<Running, RouterError> {
+    bus.ensure_streams(&[
+        StreamKind::Ingest,
+        StreamKind::Conversation,
+        StreamKind::Directory,
+    ])
+    .await?;
+    let tasks = TaskTracker::new();
+    let directory = waiter_nats::directory::Directory::open(&bus).await?;
+    tasks.spawn(directory_sync::run(
+        pool.clone(),
+        directory,
+        config.directory_sync,
+        shutdown.clone(),
+    ));
+
+    let router = Arc::new(route::Router::new(
+        bus.clone(),
+        pool.clone(),
+        config.tenant_cache_ttl,
+    ));
+    {
+        let (bus, shutdown) = (bus.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            if let Err(e) =
+                worker::run_partitioned(&bus, StreamKind::Ingest, "router", router, shutdown).await
+            {
+                tracing::error!(error = %e, "router workers stopped");
+            }
+        });
+    }
+    let auditor = Arc::new(audit::Auditor::new(pool.clone()));
+    {
+        let spec = ConsumerSpec::shared(
+            StreamKind::Ingest,
+            "router-audit",
+            bus.topology().rejected_webhook(),
+            32,
+        );
+        let (bus, shutdown) = (bus.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            if let Err(e) = worker::run_shared(&bus, spec, "router-audit", auditor, shutdown).await
+            {
+                tracing::error!(error = %e, "audit worker stopped");
+            }
+        });
+    }
+    tasks.close();
+
+    let client = bus.client().clone();
+    let health = Health::new("router").check("nats", move || {
+        client.connection_state() == async_nats::connection::State::Connected
+    });
+    let (addr, ops) = waiter_runtime::ops::serve(config.ops_addr, health, shutdown.clone())
+        .map_err(|e| RouterError::Ops(e.to_string()))?;
+    tracing::info!(%addr, "router running");
+    let done = tokio::spawn(async move {
+        tasks.wait().await;
+        let _ = ops.await;
+    });
+    Ok(Running { addr, done })
+}

@@ -1,0 +1,121 @@
+//! The transactional outbox: effects are written in the same PostgreSQL
+//! transaction as the state change that decided them, then published in
+//! order once it commits. If the process dies in between, the next delivery
+//! of the same input (or the periodic sweep) publishes what is left; the
+//! `Nats-Msg-Id` of each effect makes a second publish harmless.
+
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::{
+    bus::Bus,
+    envelope::{Envelope, Payload},
+    error::BusError,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("outbox database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+/// Writes one effect inside the caller's transaction. Returns its sequence.
+pub async fn stage<T: Payload>(
+    tx: &mut PgConnection,
+    aggregate_id: Uuid,
+    subject: String,
+    envelope: &Envelope<T>,
+) -> Result<i64, OutboxError> {
+    let payload = envelope.encode()?;
+    let (seq,): (i64,) = sqlx::query_as(
+        "INSERT INTO outbox (aggregate_id, subject, msg_id, trace_id, kind, payload) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
+    )
+    .bind(aggregate_id)
+    .bind(subject)
+    .bind(&envelope.id)
+    .bind(&envelope.trace_id)
+    .bind(T::KIND)
+    .bind(payload)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(seq)
+}
+
+#[derive(sqlx::FromRow)]
+struct Pending {
+    seq: i64,
+    subject: String,
+    msg_id: String,
+    trace_id: String,
+    kind: String,
+    payload: Vec<u8>,
+}
+
+async fn publish_rows(pool: &PgPool, bus: &Bus, rows: Vec<Pending>) -> Result<usize, OutboxError> {
+    let count = rows.len();
+    for row in rows {
+        bus.publish_encoded(
+            row.subject,
+            &row.msg_id,
+            &row.trace_id,
+            &row.kind,
+            row.payload,
+        )
+        .await?;
+        sqlx::query("UPDATE outbox SET published_at = now() WHERE seq = $1")
+            .bind(row.seq)
+            .execute(pool)
+            .await?;
+    }
+    Ok(count)
+}
+
+/// Publishes every unpublished effect of one conversation or order, oldest
+/// first. Called after each commit and before handling a redelivered input.
+pub async fn flush(pool: &PgPool, bus: &Bus, aggregate_id: Uuid) -> Result<usize, OutboxError> {
+    let rows: Vec<Pending> = sqlx::query_as(
+        "SELECT seq, subject, msg_id, trace_id, kind, payload FROM outbox \
+         WHERE aggregate_id = $1 AND published_at IS NULL ORDER BY seq",
+    )
+    .bind(aggregate_id)
+    .fetch_all(pool)
+    .await?;
+    publish_rows(pool, bus, rows).await
+}
+
+/// Publishes effects left unpublished for longer than `older_than` (a
+/// stage died after committing and its input will not come back soon).
+pub async fn sweep(pool: &PgPool, bus: &Bus, older_than: Duration) -> Result<usize, OutboxError> {
+    let rows: Vec<Pending> = sqlx::query_as(
+        "SELECT seq, subject, msg_id, trace_id, kind, payload FROM outbox \
+         WHERE published_at IS NULL AND created_at < now() - make_interval(secs => $1) \
+         ORDER BY seq LIMIT 500",
+    )
+    .bind(older_than.as_secs_f64())
+    .fetch_all(pool)
+    .await?;
+    publish_rows(pool, bus, rows).await
+}
+
+/// Marks an input as applied inside the caller's transaction. `false` means
+/// it was applied before: the caller should roll back and only flush.
+pub async fn first_application(
+    tx: &mut PgConnection,
+    stage: &str,
+    input_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO applied_inputs (stage, input_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(stage)
+    .bind(input_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}

@@ -1,0 +1,351 @@
+//! Applies one order command: validate, record, publish, tell the customer.
+
+use std::collections::HashMap;
+
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+use waiter_nats::{
+    events::{DashboardEvent, EventType, OrderLineView},
+    messages::{
+        ConversationInput, OrderAction, OrderCommand, OrderNotice, OrderReply, OrderStatus,
+    },
+    outbox::{self, OutboxError},
+    Bus, Delivery, Envelope, Handler, Outcome,
+};
+
+use crate::{
+    machine::{self, Refusal},
+    store::{self, OrderRow},
+};
+
+const STAGE: &str = "order";
+
+#[derive(Debug, thiserror::Error)]
+enum ApplyError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+}
+
+pub struct Orders {
+    bus: Bus,
+    pool: PgPool,
+}
+
+impl Orders {
+    pub fn new(bus: Bus, pool: PgPool) -> Self {
+        Self { bus, pool }
+    }
+
+    async fn reply(&self, command: &OrderCommand, reply: OrderReply) {
+        if let Some(inbox) = &command.reply_to {
+            let body = serde_json::to_vec(&reply).unwrap_or_default();
+            if let Err(e) = self.bus.client().publish(inbox.clone(), body.into()).await {
+                tracing::warn!(error = %e, "could not answer the command's caller");
+            }
+        }
+    }
+
+    async fn current(&self, order_id: Uuid) -> Option<OrderRow> {
+        let mut conn = self.pool.acquire().await.ok()?;
+        store::get(&mut conn, order_id).await.ok().flatten()
+    }
+
+    /// Applies a command in one transaction; `Ok(None)` when it was applied before.
+    async fn apply(
+        &self,
+        envelope: &Envelope<OrderCommand>,
+    ) -> Result<Option<OrderRow>, ApplyError> {
+        let command = &envelope.body;
+        let mut tx = self.pool.begin().await?;
+        if !outbox::first_application(&mut tx, STAGE, &command.command_id.to_string()).await? {
+            return Ok(None);
+        }
+        let actor = command.actor.label();
+        let (order, event, previous) = match &command.action {
+            OrderAction::Place {
+                conversation_id,
+                fulfilment,
+                branch_id,
+                address,
+                payment,
+                lines,
+            } => {
+                if store::get(&mut tx, command.order_id).await?.is_some() {
+                    return Err(ApplyError::Invalid("an order with this id exists".into()));
+                }
+                let (priced, subtotal) = price(&mut tx, command.restaurant_id, lines).await?;
+                let (number, fee, currency) = store::next_number(&mut tx, command.restaurant_id)
+                    .await?
+                    .ok_or_else(|| ApplyError::Invalid("unknown restaurant".into()))?;
+                let delivery_fee = match fulfilment {
+                    waiter_nats::messages::Fulfilment::Delivery => fee,
+                    waiter_nats::messages::Fulfilment::Pickup => 0,
+                };
+                let fulfilment = match fulfilment {
+                    waiter_nats::messages::Fulfilment::Delivery => "delivery",
+                    waiter_nats::messages::Fulfilment::Pickup => "pickup",
+                };
+                let order = store::insert(
+                    &mut tx,
+                    store::NewOrder {
+                        id: command.order_id,
+                        restaurant_id: command.restaurant_id,
+                        conversation_id: *conversation_id,
+                        number,
+                        fulfilment,
+                        branch_id: *branch_id,
+                        address: address.as_deref(),
+                        payment: *payment,
+                        lines: serde_json::to_value(&priced).unwrap_or_default(),
+                        subtotal,
+                        delivery_fee,
+                        currency: &currency,
+                    },
+                )
+                .await?;
+                store::record_history(
+                    &mut tx,
+                    order.id,
+                    command.command_id,
+                    None,
+                    OrderStatus::Draft,
+                    &actor,
+                    None,
+                )
+                .await?;
+                (order, None, None)
+            }
+            OrderAction::Transition { to, reason } => {
+                let current = store::lock(&mut tx, command.restaurant_id, command.order_id)
+                    .await?
+                    .ok_or_else(|| ApplyError::Invalid("no such order".into()))?;
+                let from = current.status();
+                machine::transition(from, *to, current.fulfilment(), &command.actor)?;
+                let order = store::set_status(&mut tx, current.id, *to).await?;
+                store::record_history(
+                    &mut tx,
+                    order.id,
+                    command.command_id,
+                    Some(from),
+                    *to,
+                    &actor,
+                    reason.as_deref(),
+                )
+                .await?;
+                let event = if *to == OrderStatus::Confirmed {
+                    EventType::OrderCreated
+                } else {
+                    EventType::OrderUpdated
+                };
+                (order, Some(event), Some(from))
+            }
+            OrderAction::Rate { rating, comment } => {
+                let current = store::lock(&mut tx, command.restaurant_id, command.order_id)
+                    .await?
+                    .ok_or_else(|| ApplyError::Invalid("no such order".into()))?;
+                let from = current.status();
+                // A comment that follows the rating: stored once, never a re-rating.
+                if from == OrderStatus::Rated
+                    && current.rating == Some(*rating)
+                    && current.rating_comment.is_none()
+                {
+                    if let Some(comment) = comment.as_deref().filter(|c| !c.trim().is_empty()) {
+                        let order = store::set_comment(&mut tx, current.id, comment).await?;
+                        stage_events(
+                            &self.bus,
+                            &mut tx,
+                            envelope,
+                            &order,
+                            &[EventType::OrderRated],
+                        )
+                        .await?;
+                        tx.commit().await?;
+                        return Ok(Some(order));
+                    }
+                }
+                machine::rate(from, *rating)?;
+                let order =
+                    store::set_rating(&mut tx, current.id, *rating, comment.as_deref()).await?;
+                store::record_history(
+                    &mut tx,
+                    order.id,
+                    command.command_id,
+                    Some(from),
+                    OrderStatus::Rated,
+                    &actor,
+                    None,
+                )
+                .await?;
+                (order, Some(EventType::OrderRated), Some(from))
+            }
+        };
+        if let Some(event) = event {
+            let mut events = vec![event];
+            if event == EventType::OrderRated && order.rating.is_some_and(|r| r <= 3) {
+                events.push(EventType::LowRating);
+            }
+            stage_events(&self.bus, &mut tx, envelope, &order, &events).await?;
+            // Tell the customer, through their conversation.
+            if let Some(customer) = store::customer_of(&mut tx, order.conversation_id).await? {
+                let topology = self.bus.topology();
+                let notice = ConversationInput::OrderChanged(OrderNotice {
+                    restaurant_id: order.restaurant_id,
+                    conversation_id: order.conversation_id,
+                    order_id: order.id,
+                    order_number: order.number,
+                    status: order.status(),
+                    previous,
+                    rating: order.rating,
+                    command_id: command.command_id,
+                });
+                let subject = topology
+                    .conversation(topology.conversation_partition(&order.restaurant_id, &customer));
+                let notice =
+                    envelope.follow(format!("order-notice:{}", command.command_id), notice);
+                outbox::stage(&mut tx, order.id, subject, &notice).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Some(order))
+    }
+}
+
+async fn stage_events(
+    bus: &Bus,
+    tx: &mut PgConnection,
+    envelope: &Envelope<OrderCommand>,
+    order: &OrderRow,
+    events: &[EventType],
+) -> Result<(), OutboxError> {
+    for &event_type in events {
+        let event = DashboardEvent::new(order.restaurant_id, event_type, order.view());
+        let subject = event.subject(bus.topology());
+        let event = envelope.follow(
+            format!("{}:{}", event_type.as_str(), envelope.body.command_id),
+            event,
+        );
+        outbox::stage(tx, order.id, subject, &event).await?;
+    }
+    Ok(())
+}
+
+/// Prices a cart from the menu as it is now: later price changes do not
+/// alter a placed order.
+async fn price(
+    tx: &mut PgConnection,
+    restaurant_id: Uuid,
+    lines: &[waiter_nats::messages::CartLine],
+) -> Result<(Vec<OrderLineView>, i64), ApplyError> {
+    if lines.is_empty() {
+        return Err(ApplyError::Invalid("the cart is empty".into()));
+    }
+    let ids: Vec<Uuid> = lines.iter().map(|l| l.item_id).collect();
+    let items: HashMap<Uuid, store::PricedItem> = store::items(tx, restaurant_id, &ids)
+        .await?
+        .into_iter()
+        .map(|i| (i.id, i))
+        .collect();
+    let mut priced = vec![];
+    let mut subtotal = 0i64;
+    for line in lines {
+        let item = items.get(&line.item_id).ok_or_else(|| {
+            ApplyError::Invalid(format!("item {} is not on this menu", line.item_id))
+        })?;
+        if !item.available {
+            return Err(ApplyError::Invalid(format!(
+                "{} is not available",
+                item.name_en
+            )));
+        }
+        if !(1..=99).contains(&line.quantity) {
+            return Err(ApplyError::Invalid(format!(
+                "quantity {} is out of range",
+                line.quantity
+            )));
+        }
+        let unit_price = item.unit_price();
+        let line_total = unit_price * i64::from(line.quantity);
+        subtotal += line_total;
+        priced.push(OrderLineView {
+            item_id: item.id,
+            name: item.name_en.clone(),
+            quantity: line.quantity as i32,
+            unit_price,
+            line_total,
+        });
+    }
+    Ok((priced, subtotal))
+}
+
+impl Handler for Orders {
+    type Message = OrderCommand;
+
+    async fn handle(&self, envelope: Envelope<OrderCommand>, _delivery: Delivery) -> Outcome {
+        let command = &envelope.body;
+        let result = self.apply(&envelope).await;
+        // Whatever happened, publish what is committed and not yet published.
+        if let Err(e) = outbox::flush(&self.pool, &self.bus, command.order_id).await {
+            return Outcome::retry(format!("outbox: {e}"));
+        }
+        match result {
+            Ok(applied) => {
+                let order = match applied {
+                    Some(order) => Some(order),
+                    None => self.current(command.order_id).await,
+                };
+                metrics::counter!("waiter_order_commands_total", "outcome" => "applied")
+                    .increment(1);
+                self.reply(
+                    command,
+                    OrderReply {
+                        command_id: command.command_id,
+                        accepted: true,
+                        reason: None,
+                        order: order.map(|o| o.view()),
+                    },
+                )
+                .await;
+                Outcome::Ack
+            }
+            Err(ApplyError::Refused(refusal)) => {
+                metrics::counter!("waiter_order_commands_total", "outcome" => "refused")
+                    .increment(1);
+                tracing::info!(order = %command.order_id, actor = %command.actor.label(), reason = %refusal, "order command refused");
+                let order = self.current(command.order_id).await;
+                self.reply(
+                    command,
+                    OrderReply {
+                        command_id: command.command_id,
+                        accepted: false,
+                        reason: Some(refusal.to_string()),
+                        order: order.map(|o| o.view()),
+                    },
+                )
+                .await;
+                Outcome::Ack
+            }
+            Err(ApplyError::Invalid(reason)) => {
+                metrics::counter!("waiter_order_commands_total", "outcome" => "invalid")
+                    .increment(1);
+                self.reply(
+                    command,
+                    OrderReply {
+                        command_id: command.command_id,
+                        accepted: false,
+                        reason: Some(reason.clone()),
+                        order: None,
+                    },
+                )
+                .await;
+                Outcome::reject(reason)
+            }
+            Err(e @ (ApplyError::Database(_) | ApplyError::Outbox(_))) => Outcome::retry(e),
+        }
+    }
+}
