@@ -1,0 +1,85 @@
+# Waiter — operator commands. `just` lists them.
+
+set dotenv-load := true
+set positional-arguments := true
+
+export DATABASE_URL := env_var_or_default("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/waiter")
+export NATS_URL := env_var_or_default("NATS_URL", "nats://127.0.0.1:4222")
+export WAITER_NAMESPACE := env_var_or_default("WAITER_NAMESPACE", "waiter")
+export WAITER_PARTITIONS := env_var_or_default("WAITER_PARTITIONS", "16")
+export JWT_SECRET := env_var_or_default("JWT_SECRET", "dev-only-jwt-secret-change-me")
+export INGEST_PORT := env_var_or_default("INGEST_PORT", "8080")
+export NOTIFIER_PORT := env_var_or_default("NOTIFIER_PORT", "8090")
+export SIM_PORT := env_var_or_default("SIM_PORT", "3999")
+export ROUTER_OPS_PORT := env_var_or_default("ROUTER_OPS_PORT", "9101")
+export CONVERSATION_OPS_PORT := env_var_or_default("CONVERSATION_OPS_PORT", "9102")
+export ORDER_OPS_PORT := env_var_or_default("ORDER_OPS_PORT", "9103")
+export OUTBOUND_OPS_PORT := env_var_or_default("OUTBOUND_OPS_PORT", "9104")
+export PUBLIC_URL := env_var_or_default("PUBLIC_URL", "http://127.0.0.1:" + INGEST_PORT)
+export INGEST_ADDR := "0.0.0.0:" + INGEST_PORT
+export NOTIFIER_ADDR := "0.0.0.0:" + NOTIFIER_PORT
+export ROUTER_OPS_ADDR := "0.0.0.0:" + ROUTER_OPS_PORT
+export CONVERSATION_OPS_ADDR := "0.0.0.0:" + CONVERSATION_OPS_PORT
+export ORDER_OPS_ADDR := "0.0.0.0:" + ORDER_OPS_PORT
+export OUTBOUND_OPS_ADDR := "0.0.0.0:" + OUTBOUND_OPS_PORT
+export DEMO_NUMBER := env_var_or_default("DEMO_NUMBER", "whatsapp:+14155238886")
+export DEMO_ACCOUNT_SID := env_var_or_default("DEMO_ACCOUNT_SID", "AC00000000000000000000000000000001")
+export DEMO_AUTH_TOKEN := env_var_or_default("DEMO_AUTH_TOKEN", "demo-auth-token-change-me")
+
+default:
+    @just --list
+
+# Start NATS and PostgreSQL if needed, migrate, seed the demo restaurant, run every stage and the Twilio simulator.
+up:
+    tools/ops/up.sh
+
+# The whole test suite against real NATS and PostgreSQL.
+test:
+    tools/ops/ensure-services.sh
+    cargo test --workspace --all-targets
+
+# Formatting and lints, as CI checks them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Send a WhatsApp message to the demo restaurant as a customer (through the simulator), then show the replies.
+chat message customer="whatsapp:+966500000123":
+    tools/ops/chat.sh "$1" "$2"
+
+# Run N replicas of a stage next to `just up` (router, conversation, order, outbound).
+scale stage n:
+    tools/ops/scale.sh "$1" "$2"
+
+# Print a subject's messages as JSON lines (--since 10m | --seq N), or feed them back (--republish).
+replay subject *args:
+    cargo run -q -p waiterctl -- replay "$@"
+
+# List dead letters.
+dlq:
+    cargo run -q -p waiterctl -- dlq
+
+# Send dead letters again (all, or --seq N).
+dlq-retry *args:
+    cargo run -q -p waiterctl -- dlq-retry "$@"
+
+# Add or update a restaurant: just tenant --slug x --number whatsapp:+1... --account-sid AC... (token from TENANT_AUTH_TOKEN).
+tenant *args:
+    cargo run -q -p waiterctl -- tenant upsert "$@"
+
+# List restaurants.
+tenants:
+    cargo run -q -p waiterctl -- tenant list
+
+# Mint a dashboard JWT: just jwt <restaurant id or slug> [staff|admin]
+jwt restaurant role="staff":
+    cargo run -q -p waiterctl -- jwt --restaurant "$1" --role "$2"
+
+# Apply database migrations.
+migrate:
+    cargo run -q -p waiterctl -- migrate
+
+# The load benchmark: whole pipeline, raw JetStream baseline, latency percentiles, loss/duplicate audit.
+bench *args:
+    tools/ops/ensure-services.sh
+    cargo run -q --release -p waiter-e2e --bin bench -- "$@"
