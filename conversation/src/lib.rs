@@ -1,1 +1,198 @@
-//! conversation stage
+//! Conversation: owns conversations and messages and runs the bot.
+//!
+//! Every input of a conversation (customer messages, staff replies, bot
+//! toggles, order changes) arrives on that conversation's partition of the
+//! CONV stream, so inputs are handled one at a time in arrival order with
+//! any number of replicas. Each input is applied once (`applied_inputs`),
+//! in one transaction with the bot's decision and the effects it stages in
+//! the outbox; the effects are published before the input is acknowledged.
+
+pub mod catalog;
+pub mod handler;
+pub mod store;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use sqlx::PgPool;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use waiter_nats::{worker, Bus, BusError, StreamKind};
+use waiter_runtime::{ConfigError, EnvReader, Health, Running};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub ops_addr: SocketAddr,
+    pub database_url: String,
+    /// How long a restaurant's menu and profile are cached.
+    pub catalog_ttl: Duration,
+    /// Effects left unpublished this long are published by the sweep.
+    pub outbox_sweep_after: Duration,
+    /// How often due reminders (rating "Later") are looked for.
+    pub reminder_poll: Duration,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut env = EnvReader::new();
+        let config = Self {
+            ops_addr: env.addr("CONVERSATION_OPS_ADDR", "0.0.0.0:9102"),
+            database_url: env.string("DATABASE_URL", waiter_runtime::config::DEFAULT_DATABASE_URL),
+            catalog_ttl: Duration::from_millis(env.parse("CONVERSATION_CATALOG_TTL_MS", 10_000)),
+            outbox_sweep_after: Duration::from_millis(env.parse("OUTBOX_SWEEP_AFTER_MS", 10_000)),
+            reminder_poll: Duration::from_millis(env.parse("CONVERSATION_REMINDER_POLL_MS", 5_000)),
+        };
+        env.finish()?;
+        Ok(config)
+    }
+
+    pub fn for_tests(database_url: &str) -> Self {
+        Self {
+            ops_addr: "127.0.0.1:0".parse().expect("addr"),
+            database_url: database_url.to_string(),
+            catalog_ttl: Duration::from_secs(2),
+            outbox_sweep_after: Duration::from_secs(2),
+            reminder_poll: Duration::from_millis(200),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("ops server: {0}")]
+    Ops(String),
+}
+
+pub async fn start(
+    config: Config,
+    bus: Bus,
+    pool: PgPool,
+    shutdown: CancellationToken,
+) -> Result<Running, StartError> {
+    bus.ensure_streams(&[
+        StreamKind::Conversation,
+        StreamKind::Outbound,
+        StreamKind::Order,
+        StreamKind::Events,
+    ])
+    .await?;
+    let tasks = TaskTracker::new();
+    let catalogs = catalog::Catalogs::new(pool.clone(), config.catalog_ttl);
+    let conversations = Arc::new(handler::Conversations::new(
+        bus.clone(),
+        pool.clone(),
+        catalogs,
+    ));
+    {
+        let (bus, shutdown) = (bus.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            if let Err(e) = worker::run_partitioned(
+                &bus,
+                StreamKind::Conversation,
+                "conversation",
+                conversations,
+                shutdown,
+            )
+            .await
+            {
+                tracing::error!(error = %e, "conversation workers stopped");
+            }
+        });
+    }
+    tasks.spawn(sweep_outbox(
+        pool.clone(),
+        bus.clone(),
+        config.outbox_sweep_after,
+        shutdown.clone(),
+    ));
+    tasks.spawn(fire_reminders(
+        pool,
+        bus.clone(),
+        config.reminder_poll,
+        shutdown.clone(),
+    ));
+    tasks.close();
+    let client = bus.client().clone();
+    let health = Health::new("conversation").check("nats", move || {
+        client.connection_state() == async_nats::connection::State::Connected
+    });
+    let (addr, ops) = waiter_runtime::ops::serve(config.ops_addr, health, shutdown)
+        .map_err(|e| StartError::Ops(e.to_string()))?;
+    tracing::info!(%addr, "conversation running");
+    let done = tokio::spawn(async move {
+        tasks.wait().await;
+        let _ = ops.await;
+    });
+    Ok(Running { addr, done })
+}
+
+/// Publishes effects a crashed process committed but did not publish and
+/// whose conversation has not had another input since.
+pub async fn sweep_outbox(pool: PgPool, bus: Bus, after: Duration, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(after) => {}
+        }
+        match waiter_nats::outbox::sweep(&pool, &bus, after).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(published = n, "outbox sweep published stranded effects"),
+            Err(e) => tracing::warn!(error = %e, "outbox sweep failed"),
+        }
+    }
+}
+
+/// Feeds due reminders back into their conversations as order notices; the
+/// bot decides what to say (it re-asks for a rating once). With several
+/// replicas a reminder may be published twice: its envelope id makes the
+/// second one a duplicate.
+pub async fn fire_reminders(pool: PgPool, bus: Bus, every: Duration, shutdown: CancellationToken) {
+    use waiter_nats::{
+        messages::{ConversationInput, OrderNotice, OrderStatus},
+        Envelope,
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let due = match store::due_reminders(&pool, 100).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read reminders");
+                continue;
+            }
+        };
+        for r in due {
+            let status = OrderStatus::parse(&r.order_status).unwrap_or(OrderStatus::Delivered);
+            // Only a still-unrated delivered order is worth a reminder.
+            if status == OrderStatus::Delivered {
+                let topology = bus.topology();
+                let subject = topology
+                    .conversation(topology.conversation_partition(&r.restaurant_id, &r.customer));
+                let notice = ConversationInput::OrderChanged(OrderNotice {
+                    restaurant_id: r.restaurant_id,
+                    conversation_id: r.conversation_id,
+                    order_id: r.order_id,
+                    order_number: r.order_number,
+                    status,
+                    previous: Some(status),
+                    rating: None,
+                    command_id: r.id,
+                });
+                let envelope = Envelope::new(
+                    format!("reminder:{}", r.id),
+                    format!("reminder:{}", r.id),
+                    notice,
+                );
+                if let Err(e) = bus.publish(subject, &envelope).await {
+                    tracing::warn!(error = %e, "cannot publish reminder; will retry");
+                    continue;
+                }
+            }
+            if let Err(e) = store::reminder_fired(&pool, r.id).await {
+                tracing::warn!(error = %e, "cannot mark reminder fired");
+            }
+        }
+    }
+}

@@ -147,7 +147,7 @@ impl Payload for RejectedWebhook {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ConversationInput {
-    Customer(CustomerMessage),
+    Customer(Box<CustomerMessage>),
     StaffReply(StaffReply),
     SetBotActive(SetBotActive),
     OrderChanged(OrderNotice),
@@ -307,6 +307,8 @@ pub enum OrderAction {
         rating: i16,
         comment: Option<String>,
     },
+    /// The free-text comment that follows a rating (stored once).
+    Comment { comment: String },
 }
 
 /// A command for the order state machine.

@@ -150,25 +150,6 @@ impl Orders {
                     .await?
                     .ok_or_else(|| ApplyError::Invalid("no such order".into()))?;
                 let from = current.status();
-                // A comment that follows the rating: stored once, never a re-rating.
-                if from == OrderStatus::Rated
-                    && current.rating == Some(*rating)
-                    && current.rating_comment.is_none()
-                {
-                    if let Some(comment) = comment.as_deref().filter(|c| !c.trim().is_empty()) {
-                        let order = store::set_comment(&mut tx, current.id, comment).await?;
-                        stage_events(
-                            &self.bus,
-                            &mut tx,
-                            envelope,
-                            &order,
-                            &[EventType::OrderRated],
-                        )
-                        .await?;
-                        tx.commit().await?;
-                        return Ok(Some(order));
-                    }
-                }
                 machine::rate(from, *rating)?;
                 let order =
                     store::set_rating(&mut tx, current.id, *rating, comment.as_deref()).await?;
@@ -183,6 +164,24 @@ impl Orders {
                 )
                 .await?;
                 (order, Some(EventType::OrderRated), Some(from))
+            }
+            OrderAction::Comment { comment } => {
+                let current = store::lock(&mut tx, command.restaurant_id, command.order_id)
+                    .await?
+                    .ok_or_else(|| ApplyError::Invalid("no such order".into()))?;
+                machine::comment(current.status(), current.rating_comment.is_some())?;
+                let order = store::set_comment(&mut tx, current.id, comment.trim()).await?;
+                // A comment changes no status: the dashboard hears of it, the customer was already thanked.
+                stage_events(
+                    &self.bus,
+                    &mut tx,
+                    envelope,
+                    &order,
+                    &[EventType::OrderUpdated],
+                )
+                .await?;
+                tx.commit().await?;
+                return Ok(Some(order));
             }
         };
         if let Some(event) = event {

@@ -34,6 +34,10 @@ pub enum Refusal {
     AlreadyRated,
     #[error("a rating is from 1 to 5")]
     RatingOutOfRange,
+    #[error("a comment follows a rating (this order is {0})")]
+    NotRated(&'static str),
+    #[error("the order's comment was already given")]
+    AlreadyCommented,
 }
 
 fn is_staff(actor: &Actor) -> bool {
@@ -92,6 +96,15 @@ pub fn rate(from: OrderStatus, rating: i16) -> Result<(), Refusal> {
         OrderStatus::Delivered => Ok(()),
         OrderStatus::Rated => Err(Refusal::AlreadyRated),
         other => Err(Refusal::NotRateable(other.as_str())),
+    }
+}
+
+/// Checks a comment after a rating: once, on a rated order.
+pub fn comment(from: OrderStatus, has_comment: bool) -> Result<(), Refusal> {
+    match (from, has_comment) {
+        (OrderStatus::Rated, false) => Ok(()),
+        (OrderStatus::Rated, true) => Err(Refusal::AlreadyCommented),
+        (other, _) => Err(Refusal::NotRated(other.as_str())),
     }
 }
 
@@ -183,6 +196,22 @@ mod tests {
         assert_eq!(rate(Cancelled, 4), Err(Refusal::NotRateable("CANCELLED")));
         for s in [Draft, Confirmed, Preparing, OutForDelivery] {
             assert!(rate(s, 3).is_err());
+        }
+    }
+
+    #[test]
+    fn comments_follow_a_rating_once() {
+        assert_eq!(comment(Rated, false), Ok(()));
+        assert_eq!(comment(Rated, true), Err(Refusal::AlreadyCommented));
+        for s in [
+            Draft,
+            Confirmed,
+            Preparing,
+            OutForDelivery,
+            Delivered,
+            Cancelled,
+        ] {
+            assert_eq!(comment(s, false), Err(Refusal::NotRated(s.as_str())));
         }
     }
 }

@@ -101,9 +101,10 @@ pub struct PricedItem {
 }
 
 impl PricedItem {
-    /// The unit price after the item's discount, rounded down to a minor unit.
+    /// The unit price after the item's discount, rounded to the nearest
+    /// minor unit (as the bot shows it).
     pub fn unit_price(&self) -> i64 {
-        self.price * i64::from(100 - self.discount_percent.clamp(0, 100)) / 100
+        (self.price * i64::from(100 - self.discount_percent.clamp(0, 100)) + 50) / 100
     }
 }
 

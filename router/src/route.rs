@@ -183,12 +183,12 @@ impl Handler for Router {
         let topology = self.bus.topology();
         let customer = message.from.clone();
         let partition = topology.conversation_partition(&restaurant.id, &customer);
-        let input = ConversationInput::Customer(CustomerMessage {
+        let input = ConversationInput::Customer(Box::new(CustomerMessage {
             restaurant_id: restaurant.id,
             customer,
             limited,
             inbound: message.clone(),
-        });
+        }));
         let forward = envelope.follow(message.message_sid.clone(), input);
         match self
             .bus

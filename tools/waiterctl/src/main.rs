@@ -60,7 +60,8 @@ enum Command {
 }
 
 fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| waiter_runtime::config::DEFAULT_DATABASE_URL.to_string())
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| waiter_runtime::config::DEFAULT_DATABASE_URL.to_string())
 }
 
 async fn pool() -> anyhow::Result<sqlx::PgPool> {
@@ -74,7 +75,9 @@ async fn pool() -> anyhow::Result<sqlx::PgPool> {
 
 async fn bus() -> anyhow::Result<Bus> {
     let config = BusConfig::from_env().map_err(anyhow::Error::msg)?;
-    Bus::connect(&config, "waiterctl").await.context("connecting to NATS")
+    Bus::connect(&config, "waiterctl")
+        .await
+        .context("connecting to NATS")
 }
 
 /// A database URL without its password, for messages.
@@ -103,7 +106,8 @@ async fn main() -> anyhow::Result<()> {
             auth_token,
         } => {
             let pool = pool().await?;
-            let id = waiter_migrations::demo::seed_demo(&pool, &number, &account_sid, &auth_token).await?;
+            let id = waiter_migrations::demo::seed_demo(&pool, &number, &account_sid, &auth_token)
+                .await?;
             tenants::publish_directory(&account_sid, &auth_token).await?;
             println!("{id}");
             Ok(())
@@ -139,11 +143,16 @@ async fn migrate() -> anyhow::Result<()> {
             .with_context(|| format!("connecting to PostgreSQL ({})", redact_url(&url)))?;
         let ok_name = !db.is_empty() && db.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         anyhow::ensure!(ok_name, "database name {db:?} must be alphanumeric");
-        sqlx::query(&format!("CREATE DATABASE {db}")).execute(&mut admin).await?;
+        sqlx::query(&format!("CREATE DATABASE {db}"))
+            .execute(&mut admin)
+            .await?;
         eprintln!("created database {db}");
     }
     let pool = pool().await?;
-    waiter_migrations::MIGRATOR.run(&pool).await.context("applying migrations")?;
+    waiter_migrations::MIGRATOR
+        .run(&pool)
+        .await
+        .context("applying migrations")?;
     eprintln!("migrations applied to {}", redact_url(&url));
     Ok(())
 }

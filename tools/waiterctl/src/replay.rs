@@ -31,7 +31,9 @@ pub struct ReplayArgs {
 
 fn parse_age(s: &str) -> anyhow::Result<Duration> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().with_context(|| format!("--since {s:?}: expected e.g. 10m"))?;
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("--since {s:?}: expected e.g. 10m"))?;
     let secs = match unit {
         "s" | "" => n,
         "m" => n * 60,
@@ -82,16 +84,21 @@ async fn read(
 
 pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let bus = crate::bus().await?;
-    let kind = bus.topology().stream_of_subject(&args.subject).with_context(|| {
-        format!(
-            "{:?} is not a subject of namespace {:?} (e.g. {}.conv.>)",
-            args.subject,
-            bus.topology().namespace(),
-            bus.topology().namespace()
-        )
-    })?;
+    let kind = bus
+        .topology()
+        .stream_of_subject(&args.subject)
+        .with_context(|| {
+            format!(
+                "{:?} is not a subject of namespace {:?} (e.g. {}.conv.>)",
+                args.subject,
+                bus.topology().namespace(),
+                bus.topology().namespace()
+            )
+        })?;
     let policy = match (args.seq, &args.since) {
-        (Some(seq), _) => DeliverPolicy::ByStartSequence { start_sequence: seq },
+        (Some(seq), _) => DeliverPolicy::ByStartSequence {
+            start_sequence: seq,
+        },
         (None, Some(age)) => {
             let start = time::OffsetDateTime::now_utc() - parse_age(age)?;
             DeliverPolicy::ByStartTime { start_time: start }
@@ -109,8 +116,14 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
                 .get(async_nats::header::NATS_MESSAGE_ID)
                 .map(|v| v.to_string())
                 .unwrap_or_default();
-            let kind = headers.get(waiter_nats::envelope::KIND_HEADER).map(|v| v.to_string()).unwrap_or_default();
-            let trace = headers.get(waiter_nats::TRACE_HEADER).map(|v| v.to_string()).unwrap_or_default();
+            let kind = headers
+                .get(waiter_nats::envelope::KIND_HEADER)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            let trace = headers
+                .get(waiter_nats::TRACE_HEADER)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
             // A new Nats-Msg-Id so JetStream stores it again; the envelope
             // inside keeps its id, which is what stages apply once by.
             bus.publish_encoded(
@@ -142,7 +155,14 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
 pub async fn list_dead_letters(limit: usize) -> anyhow::Result<()> {
     let bus = crate::bus().await?;
     let filter = bus.topology().stream_subjects(StreamKind::DeadLetter);
-    let messages = read(&bus, StreamKind::DeadLetter, filter, DeliverPolicy::All, limit).await?;
+    let messages = read(
+        &bus,
+        StreamKind::DeadLetter,
+        filter,
+        DeliverPolicy::All,
+        limit,
+    )
+    .await?;
     for message in &messages {
         let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
         match Envelope::<DeadLetter>::decode(&message.payload) {
@@ -157,7 +177,10 @@ pub async fn list_dead_letters(limit: usize) -> anyhow::Result<()> {
                     })
                 );
             }
-            Err(e) => println!("{}", serde_json::json!({"seq": seq, "undecodable": e.to_string()})),
+            Err(e) => println!(
+                "{}",
+                serde_json::json!({"seq": seq, "undecodable": e.to_string()})
+            ),
         }
     }
     eprintln!("{} dead letter(s)", messages.len());
@@ -168,7 +191,14 @@ pub async fn retry_dead_letters(only: Option<u64>) -> anyhow::Result<()> {
     let bus = crate::bus().await?;
     let pool = crate::pool().await?;
     let filter = bus.topology().stream_subjects(StreamKind::DeadLetter);
-    let messages = read(&bus, StreamKind::DeadLetter, filter, DeliverPolicy::All, 100_000).await?;
+    let messages = read(
+        &bus,
+        StreamKind::DeadLetter,
+        filter,
+        DeliverPolicy::All,
+        100_000,
+    )
+    .await?;
     let stream = bus
         .jetstream()
         .get_stream(bus.topology().stream_name(StreamKind::DeadLetter))
@@ -202,7 +232,10 @@ pub async fn retry_dead_letters(only: Option<u64>) -> anyhow::Result<()> {
         .await?;
         stream.delete_message(seq).await?;
         retried += 1;
-        eprintln!("retried dead letter {seq} ({}: {})", letter.stage, letter.reason);
+        eprintln!(
+            "retried dead letter {seq} ({}: {})",
+            letter.stage, letter.reason
+        );
     }
     eprintln!("{retried} dead letter(s) sent again");
     Ok(())

@@ -83,8 +83,14 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
                 account_sid.len() == 34 && account_sid.starts_with("AC"),
                 "--account-sid must be AC followed by 32 hex digits"
             );
-            anyhow::ensure!(["ar", "en"].contains(&language.as_str()), "--language must be ar or en");
-            anyhow::ensure!(restaurant_rate > 0 && customer_rate > 0, "rates must be positive");
+            anyhow::ensure!(
+                ["ar", "en"].contains(&language.as_str()),
+                "--language must be ar or en"
+            );
+            anyhow::ensure!(
+                restaurant_rate > 0 && customer_rate > 0,
+                "rates must be positive"
+            );
             let mut r = NewRestaurant::new(&slug, &number, &account_sid, &auth_token);
             r.name_en = name_en.unwrap_or_else(|| slug.clone());
             r.name_ar = name_ar.unwrap_or_else(|| r.name_en.clone());
@@ -100,8 +106,18 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             r.min_delivery_order = min_delivery_order;
             let id = waiter_migrations::restaurants::upsert(&pool, &r).await?;
             if demo_menu {
-                waiter_migrations::demo::seed_branches(&pool, id, &waiter_migrations::demo::demo_branches()).await?;
-                waiter_migrations::demo::seed_menu(&pool, id, &waiter_migrations::demo::demo_menu()).await?;
+                waiter_migrations::demo::seed_branches(
+                    &pool,
+                    id,
+                    &waiter_migrations::demo::demo_branches(),
+                )
+                .await?;
+                waiter_migrations::demo::seed_menu(
+                    &pool,
+                    id,
+                    &waiter_migrations::demo::demo_menu(),
+                )
+                .await?;
             }
             publish_directory(&account_sid, &auth_token).await?;
             println!("{id}");
@@ -157,7 +173,10 @@ struct Claims<'a> {
 }
 
 pub fn mint_jwt(restaurant_id: Uuid, role: &str, sub: &str, hours: i64) -> anyhow::Result<String> {
-    anyhow::ensure!(["staff", "admin"].contains(&role), "--role must be staff or admin");
+    anyhow::ensure!(
+        ["staff", "admin"].contains(&role),
+        "--role must be staff or admin"
+    );
     let secret = std::env::var("JWT_SECRET").context("JWT_SECRET is not set")?;
     let claims = Claims {
         sub,

@@ -1,0 +1,309 @@
+//! The conversations and messages tables.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+use waiter_nats::events::{ConversationView, MessageView};
+
+/// Ids derived from what identifies a thing, so every replica and every
+/// redelivery computes the same one.
+pub mod ids {
+    use uuid::Uuid;
+
+    const NAMESPACE: Uuid = Uuid::from_u128(0x5f0c_41d2_8a7e_4b1c_9d3e_2a6f_7b8c_9d0e);
+
+    pub fn conversation(restaurant_id: Uuid, customer: &str) -> Uuid {
+        Uuid::new_v5(&restaurant_id, customer.as_bytes())
+    }
+
+    pub fn inbound_message(message_sid: &str) -> Uuid {
+        Uuid::new_v5(&NAMESPACE, format!("in:{message_sid}").as_bytes())
+    }
+
+    /// The n-th message decided in answer to an input.
+    pub fn reply(input_id: &str, n: usize) -> Uuid {
+        Uuid::new_v5(&NAMESPACE, format!("reply:{input_id}:{n}").as_bytes())
+    }
+
+    pub fn derived(input_id: &str, what: &str) -> Uuid {
+        Uuid::new_v5(&NAMESPACE, format!("{what}:{input_id}").as_bytes())
+    }
+}
+
+#[derive(sqlx::FromRow, Clone)]
+pub struct ConversationRow {
+    pub id: Uuid,
+    pub restaurant_id: Uuid,
+    pub customer: String,
+    pub customer_name: Option<String>,
+    pub unread_count: i32,
+    pub bot_active: bool,
+    pub bot_paused_at: Option<DateTime<Utc>>,
+    pub dialogue: serde_json::Value,
+    pub last_message_at: Option<DateTime<Utc>>,
+    pub last_inbound_at: Option<DateTime<Utc>>,
+}
+
+impl ConversationRow {
+    pub fn view(&self) -> ConversationView {
+        ConversationView {
+            id: self.id,
+            restaurant_id: self.restaurant_id,
+            customer: self.customer.clone(),
+            customer_name: self.customer_name.clone(),
+            unread_count: self.unread_count,
+            bot_active: self.bot_active,
+            last_message_at: self.last_message_at,
+            last_inbound_at: self.last_inbound_at,
+        }
+    }
+}
+
+const CONVERSATION: &str = "id, restaurant_id, customer, customer_name, unread_count, bot_active, \
+    bot_paused_at, dialogue, last_message_at, last_inbound_at";
+
+/// The conversation of a customer with a restaurant, created on first contact.
+pub async fn open(
+    tx: &mut PgConnection,
+    restaurant_id: Uuid,
+    customer: &str,
+    customer_name: Option<&str>,
+    wa_id: Option<&str>,
+) -> Result<ConversationRow, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "INSERT INTO conversations (id, restaurant_id, customer, customer_name, wa_id) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (restaurant_id, customer) DO UPDATE SET \
+            customer_name = COALESCE(EXCLUDED.customer_name, conversations.customer_name), \
+            wa_id = COALESCE(EXCLUDED.wa_id, conversations.wa_id) \
+         RETURNING {CONVERSATION}"
+    ))
+    .bind(ids::conversation(restaurant_id, customer))
+    .bind(restaurant_id)
+    .bind(customer)
+    .bind(customer_name)
+    .bind(wa_id)
+    .fetch_one(&mut *tx)
+    .await
+}
+
+pub async fn lock(
+    tx: &mut PgConnection,
+    restaurant_id: Uuid,
+    id: Uuid,
+) -> Result<Option<ConversationRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {CONVERSATION} FROM conversations WHERE id = $1 AND restaurant_id = $2 FOR UPDATE"
+    ))
+    .bind(id)
+    .bind(restaurant_id)
+    .fetch_optional(&mut *tx)
+    .await
+}
+
+/// Counts an inbound message on its conversation.
+pub async fn record_inbound(
+    tx: &mut PgConnection,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<ConversationRow, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE conversations SET unread_count = unread_count + 1, \
+            last_message_at = GREATEST(last_message_at, $2), last_inbound_at = GREATEST(last_inbound_at, $2) \
+         WHERE id = $1 RETURNING {CONVERSATION}"
+    ))
+    .bind(id)
+    .bind(at)
+    .fetch_one(&mut *tx)
+    .await
+}
+
+pub async fn touch(tx: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE conversations SET last_message_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn save_dialogue(
+    tx: &mut PgConnection,
+    id: Uuid,
+    dialogue: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE conversations SET dialogue = $2 WHERE id = $1")
+        .bind(id)
+        .bind(dialogue)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Pauses (staff took over) or resumes the bot.
+pub async fn set_bot(
+    tx: &mut PgConnection,
+    id: Uuid,
+    active: bool,
+) -> Result<ConversationRow, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE conversations SET bot_active = $2, \
+            bot_paused_at = CASE WHEN $2 THEN NULL ELSE now() END \
+         WHERE id = $1 RETURNING {CONVERSATION}"
+    ))
+    .bind(id)
+    .bind(active)
+    .fetch_one(&mut *tx)
+    .await
+}
+
+#[derive(sqlx::FromRow)]
+pub struct MessageRow {
+    pub id: Uuid,
+    pub restaurant_id: Uuid,
+    pub conversation_id: Uuid,
+    pub wa_sid: Option<String>,
+    pub direction: String,
+    pub author: String,
+    pub kind: String,
+    pub body: String,
+    pub payload: serde_json::Value,
+    pub status: String,
+    pub limited_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl MessageRow {
+    pub fn view(&self) -> MessageView {
+        MessageView {
+            id: self.id,
+            restaurant_id: self.restaurant_id,
+            conversation_id: self.conversation_id,
+            direction: self.direction.clone(),
+            author: self.author.clone(),
+            kind: self.kind.clone(),
+            body: self.body.clone(),
+            status: self.status.clone(),
+            wa_sid: self.wa_sid.clone(),
+            limited: self.limited_reason.is_some(),
+            payload: self.payload.clone(),
+            created_at: self.created_at,
+        }
+    }
+}
+
+pub struct NewMessage<'a> {
+    pub id: Uuid,
+    pub restaurant_id: Uuid,
+    pub conversation_id: Uuid,
+    pub wa_sid: Option<&'a str>,
+    pub direction: &'a str,
+    pub author: &'a str,
+    pub kind: &'a str,
+    pub body: &'a str,
+    pub payload: serde_json::Value,
+    pub status: &'a str,
+    pub limited_reason: Option<&'a str>,
+    pub reply_to: Option<Uuid>,
+    pub reply_index: i32,
+}
+
+const MESSAGE: &str =
+    "id, restaurant_id, conversation_id, wa_sid, direction, author, kind, body, payload, \
+    status, limited_reason, created_at";
+
+/// Stores a message once: `None` if a message with this id or Twilio sid
+/// is already stored.
+pub async fn insert_message(
+    tx: &mut PgConnection,
+    m: NewMessage<'_>,
+) -> Result<Option<MessageRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "INSERT INTO messages (id, restaurant_id, conversation_id, wa_sid, direction, author, kind, body, \
+            payload, status, limited_reason, reply_to, reply_index) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         ON CONFLICT DO NOTHING RETURNING {MESSAGE}"
+    ))
+    .bind(m.id)
+    .bind(m.restaurant_id)
+    .bind(m.conversation_id)
+    .bind(m.wa_sid)
+    .bind(m.direction)
+    .bind(m.author)
+    .bind(m.kind)
+    .bind(m.body)
+    .bind(m.payload)
+    .bind(m.status)
+    .bind(m.limited_reason)
+    .bind(m.reply_to)
+    .bind(m.reply_index)
+    .fetch_optional(&mut *tx)
+    .await
+}
+
+/// The total and fulfilment of an order, for telling the customer.
+pub async fn order_summary(
+    tx: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<Option<(i64, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT total, fulfilment FROM orders WHERE id = $1")
+        .bind(order_id)
+        .fetch_optional(&mut *tx)
+        .await
+}
+
+/// Schedules the bot to come back to an order later (rating "Later").
+pub async fn remind(
+    tx: &mut PgConnection,
+    id: Uuid,
+    conversation: &ConversationRow,
+    order_id: Uuid,
+    due_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO reminders (id, restaurant_id, conversation_id, order_id, due_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(conversation.restaurant_id)
+    .bind(conversation.id)
+    .bind(order_id)
+    .bind(due_at)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// A reminder whose time has come, with what its notice needs.
+#[derive(sqlx::FromRow)]
+pub struct DueReminder {
+    pub id: Uuid,
+    pub restaurant_id: Uuid,
+    pub conversation_id: Uuid,
+    pub order_id: Uuid,
+    pub order_number: i64,
+    pub order_status: String,
+    pub customer: String,
+}
+
+pub async fn due_reminders(
+    pool: &sqlx::PgPool,
+    limit: i64,
+) -> Result<Vec<DueReminder>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.id, r.restaurant_id, r.conversation_id, r.order_id, o.number AS order_number, \
+            o.status AS order_status, c.customer \
+         FROM reminders r JOIN orders o ON o.id = r.order_id JOIN conversations c ON c.id = r.conversation_id \
+         WHERE r.fired_at IS NULL AND r.due_at <= now() ORDER BY r.due_at LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn reminder_fired(pool: &sqlx::PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE reminders SET fired_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}

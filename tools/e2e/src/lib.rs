@@ -1,0 +1,168 @@
+//! The whole pipeline in one process on a fresh database and bus namespace:
+//! the Twilio simulator, ingest, router, conversation, order, outbound and
+//! notifier, each started through its library exactly as its binary does.
+
+use std::{net::SocketAddr, time::Duration};
+
+use twilio_sim::{SimConfig, Simulator, StatusCallbackMode};
+use waiter_harness::{add_restaurant, TestEnv, TestRestaurant};
+use waiter_nats::directory::{AccountEntry, Directory};
+
+pub const JWT_SECRET: &str = "e2e-test-secret-0123456789";
+
+pub struct Options {
+    /// (slug, language) of each restaurant to create.
+    pub restaurants: Vec<(&'static str, &'static str)>,
+    /// Run the conversation stage in this process (false: the test runs it).
+    pub conversation: bool,
+    pub status_callbacks: StatusCallbackMode,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            restaurants: vec![("alpha", "en")],
+            conversation: true,
+            status_callbacks: StatusCallbackMode::InOrder,
+        }
+    }
+}
+
+pub struct Pipeline {
+    pub env: TestEnv,
+    pub sim: Simulator,
+    pub restaurants: Vec<TestRestaurant>,
+    pub ingest: SocketAddr,
+    pub notifier: SocketAddr,
+}
+
+impl Pipeline {
+    pub async fn start() -> Pipeline {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Pipeline {
+        let env = TestEnv::new().await;
+        let mut restaurants = vec![];
+        for (slug, language) in &options.restaurants {
+            restaurants.push(add_restaurant(env.pool(), slug, language).await);
+        }
+        let bus = env.bus.bus.clone();
+        let pool = env.pool().clone();
+        let shutdown = env.shutdown.clone();
+
+        // The tenant directory before ingest starts, as `waiterctl` writes it.
+        let directory = Directory::open(&bus).await.expect("directory");
+        for r in &restaurants {
+            directory
+                .put(&AccountEntry {
+                    account_sid: r.account_sid.clone(),
+                    auth_token: r.auth_token.clone(),
+                })
+                .await
+                .expect("directory entry");
+        }
+
+        let sim = Simulator::start(
+            SimConfig {
+                accounts: restaurants
+                    .iter()
+                    .map(|r| (r.account_sid.clone(), r.auth_token.clone()))
+                    .collect(),
+                status_callbacks: options.status_callbacks,
+                ..SimConfig::default()
+            },
+            shutdown.clone(),
+        )
+        .await
+        .expect("simulator");
+
+        let ingest = ingest::start(ingest::Config::for_tests(), bus.clone(), shutdown.clone())
+            .await
+            .expect("ingest")
+            .addr;
+        sim.set_webhook_url(&format!("http://{ingest}/whatsapp/webhook"));
+        router::start(
+            router::Config::for_tests(&env.db.url),
+            bus.clone(),
+            pool.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .expect("router");
+        if options.conversation {
+            conversation::start(
+                conversation::Config::for_tests(&env.db.url),
+                bus.clone(),
+                pool.clone(),
+                shutdown.clone(),
+            )
+            .await
+            .expect("conversation");
+        }
+        order::start(
+            order::Config::for_tests(&env.db.url),
+            bus.clone(),
+            pool.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .expect("order");
+        let mut outbound_config = outbound::Config::for_tests(&sim.base_url());
+        outbound_config.status_callback_url = Some(format!("http://{ingest}/whatsapp/status"));
+        outbound::start(outbound_config, bus.clone(), pool.clone(), shutdown.clone())
+            .await
+            .expect("outbound");
+        let notifier = notifier::start(
+            notifier::Config::for_tests(JWT_SECRET, env.bus.config.clone()),
+            bus.clone(),
+            pool.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .expect("notifier")
+        .addr;
+        Pipeline {
+            env,
+            sim,
+            restaurants,
+            ingest,
+            notifier,
+        }
+    }
+
+    pub fn restaurant(&self, i: usize) -> &TestRestaurant {
+        &self.restaurants[i]
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.notifier)
+    }
+
+    pub fn token(&self, i: usize) -> String {
+        waiter_harness::jwt::token(JWT_SECRET, self.restaurants[i].id, "staff", 3600)
+    }
+
+    /// A connected dashboard of restaurant `i`, subscribed to its channels.
+    pub async fn dashboard(&self, i: usize) -> waiter_harness::ws::Dashboard {
+        let mut dashboard = waiter_harness::ws::Dashboard::connect(&self.ws_url(), &self.token(i))
+            .await
+            .expect("dashboard connects");
+        dashboard.subscribe(self.restaurants[i].id, None).await;
+        let ack = dashboard
+            .next_json(Duration::from_secs(5))
+            .await
+            .expect("subscribed");
+        assert_eq!(ack["type"], "subscribed", "{ack}");
+        dashboard
+    }
+
+    /// Runs a query returning one number.
+    pub async fn count(&self, sql: &str, bind: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql)
+            .bind(bind)
+            .fetch_one(self.env.pool())
+            .await
+            .expect("count query")
+    }
+}
