@@ -18,6 +18,7 @@ pub struct Bus {
     topology: Topology,
     replicas: usize,
     publish_timeout: Duration,
+    ack_wait: Duration,
 }
 
 /// Where JetStream stored a publish.
@@ -66,11 +67,17 @@ impl Bus {
             topology: config.topology(),
             replicas: config.replicas,
             publish_timeout: config.publish_timeout,
+            ack_wait: config.ack_wait,
         })
     }
 
     pub fn topology(&self) -> &Topology {
         &self.topology
+    }
+
+    /// The ack wait of the consumers this process creates.
+    pub fn ack_wait(&self) -> Duration {
+        self.ack_wait
     }
 
     pub fn client(&self) -> &async_nats::Client {

@@ -17,6 +17,10 @@ pub struct BusConfig {
     pub publish_timeout: Duration,
     /// Replicas for every stream: 1 on a single server, 3 on a cluster.
     pub replicas: usize,
+    /// How long a delivered message may go unacknowledged before JetStream
+    /// gives it to another replica (a replica killed mid-message holds its
+    /// partition this long).
+    pub ack_wait: Duration,
 }
 
 impl BusConfig {
@@ -44,12 +48,19 @@ impl BusConfig {
                 "NATS_STREAM_REPLICAS must be between 1 and 5, got {replicas}"
             ));
         }
+        let ack_wait_ms: u64 = parse_env("NATS_ACK_WAIT_MS", 30_000)?;
+        if ack_wait_ms < 1_000 {
+            return Err(format!(
+                "NATS_ACK_WAIT_MS must be at least 1000, got {ack_wait_ms}"
+            ));
+        }
         Ok(Self {
             url,
             namespace,
             partitions,
             publish_timeout: Duration::from_millis(timeout_ms),
             replicas,
+            ack_wait: Duration::from_millis(ack_wait_ms),
         })
     }
 
@@ -61,6 +72,7 @@ impl BusConfig {
             partitions,
             publish_timeout: Duration::from_secs(5),
             replicas: 1,
+            ack_wait: crate::streams::ACK_WAIT,
         }
     }
 

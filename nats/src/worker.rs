@@ -98,7 +98,8 @@ pub async fn run_partitioned<H: Handler>(
     let topology = bus.topology().clone();
     let tasks = TaskTracker::new();
     for partition in 0..topology.partitions() {
-        let spec = ConsumerSpec::partition(&topology, stream, stage, partition);
+        let mut spec = ConsumerSpec::partition(&topology, stream, stage, partition);
+        spec.ack_wait = bus.ack_wait();
         let consumer = ensure_consumer(bus.jetstream(), &topology, &spec).await?;
         tasks.spawn(consume(
             stage,
@@ -119,11 +120,12 @@ pub async fn run_partitioned<H: Handler>(
 /// messages handled at once.
 pub async fn run_shared<H: Handler>(
     bus: &Bus,
-    spec: ConsumerSpec,
+    mut spec: ConsumerSpec,
     stage: &'static str,
     handler: Arc<H>,
     shutdown: CancellationToken,
 ) -> Result<(), BusError> {
+    spec.ack_wait = bus.ack_wait();
     let consumer = ensure_consumer(bus.jetstream(), bus.topology(), &spec).await?;
     let in_flight = spec.max_ack_pending.max(1) as usize;
     tracing::info!(stage, consumer = %spec.durable, in_flight, "worker started");
