@@ -21,6 +21,16 @@ pub struct Bus {
     ack_wait: Duration,
 }
 
+/// An envelope encoded earlier, with its headers' values (the outbox).
+#[derive(Debug, Clone)]
+pub struct EncodedMessage {
+    pub subject: String,
+    pub msg_id: String,
+    pub trace_id: String,
+    pub kind: String,
+    pub payload: Vec<u8>,
+}
+
 /// Where JetStream stored a publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Published {
@@ -170,6 +180,48 @@ impl Bus {
         headers.insert(TRACE_HEADER, trace_id);
         headers.insert(KIND_HEADER, kind);
         self.send(subject, headers, payload).await
+    }
+
+    /// Publishes several encoded envelopes in order without waiting for each
+    /// PubAck before sending the next (one connection keeps their order),
+    /// then waits for all of them.
+    pub async fn publish_encoded_batch(
+        &self,
+        batch: Vec<EncodedMessage>,
+    ) -> Result<Vec<Published>, BusError> {
+        let mut pending = Vec::with_capacity(batch.len());
+        for m in batch {
+            let mut headers = HeaderMap::new();
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, m.msg_id.as_str());
+            headers.insert(TRACE_HEADER, m.trace_id.as_str());
+            headers.insert(KIND_HEADER, m.kind.as_str());
+            let ack = self
+                .jetstream
+                .publish_with_headers(m.subject.clone(), headers, m.payload.into())
+                .await
+                .map_err(|e| BusError::Publish {
+                    subject: m.subject.clone(),
+                    reason: e.to_string(),
+                })?;
+            pending.push((m.subject, ack));
+        }
+        let mut published = Vec::with_capacity(pending.len());
+        for (subject, ack) in pending {
+            let ack = tokio::time::timeout(self.publish_timeout, ack)
+                .await
+                .map_err(|_| BusError::PublishTimeout {
+                    subject: subject.clone(),
+                })?
+                .map_err(|e| BusError::Publish {
+                    subject,
+                    reason: e.to_string(),
+                })?;
+            published.push(Published {
+                stream_sequence: ack.sequence,
+                duplicate: ack.duplicate,
+            });
+        }
+        Ok(published)
     }
 
     /// Deletes every stream of this namespace. For tests and

@@ -22,7 +22,7 @@ pub mod streams;
 pub mod topology;
 pub mod worker;
 
-pub use bus::{Bus, Published};
+pub use bus::{Bus, EncodedMessage, Published};
 pub use config::BusConfig;
 pub use envelope::{Envelope, Payload, TRACE_HEADER};
 pub use error::BusError;

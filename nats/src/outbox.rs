@@ -10,7 +10,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
-    bus::Bus,
+    bus::{Bus, EncodedMessage},
     envelope::{Envelope, Payload},
     error::BusError,
 };
@@ -57,21 +57,26 @@ struct Pending {
 }
 
 async fn publish_rows(pool: &PgPool, bus: &Bus, rows: Vec<Pending>) -> Result<usize, OutboxError> {
-    let count = rows.len();
-    for row in rows {
-        bus.publish_encoded(
-            row.subject,
-            &row.msg_id,
-            &row.trace_id,
-            &row.kind,
-            row.payload,
-        )
-        .await?;
-        sqlx::query("UPDATE outbox SET published_at = now() WHERE seq = $1")
-            .bind(row.seq)
-            .execute(pool)
-            .await?;
+    if rows.is_empty() {
+        return Ok(0);
     }
+    let count = rows.len();
+    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    let batch = rows
+        .into_iter()
+        .map(|row| EncodedMessage {
+            subject: row.subject,
+            msg_id: row.msg_id,
+            trace_id: row.trace_id,
+            kind: row.kind,
+            payload: row.payload,
+        })
+        .collect();
+    bus.publish_encoded_batch(batch).await?;
+    sqlx::query("UPDATE outbox SET published_at = now() WHERE seq = ANY($1)")
+        .bind(&seqs)
+        .execute(pool)
+        .await?;
     Ok(count)
 }
 

@@ -16,6 +16,8 @@ pub struct Options {
     /// Run the conversation stage in this process (false: the test runs it).
     pub conversation: bool,
     pub status_callbacks: StatusCallbackMode,
+    /// Partitions per ordered stream.
+    pub partitions: u16,
 }
 
 impl Default for Options {
@@ -24,6 +26,7 @@ impl Default for Options {
             restaurants: vec![("alpha", "en")],
             conversation: true,
             status_callbacks: StatusCallbackMode::InOrder,
+            partitions: 4,
         }
     }
 }
@@ -42,13 +45,14 @@ impl Pipeline {
     }
 
     pub async fn start_with(options: Options) -> Pipeline {
-        let env = TestEnv::new().await;
+        let env = TestEnv::with_partitions(options.partitions).await;
         let mut restaurants = vec![];
         for (slug, language) in &options.restaurants {
             restaurants.push(add_restaurant(env.pool(), slug, language).await);
         }
         let bus = env.bus.bus.clone();
-        let pool = env.pool().clone();
+        // Each stage its own pool, as each binary has in production.
+        let pool = || waiter_runtime::db::lazy_pool(&env.db.url, 16).expect("pool");
         let shutdown = env.shutdown.clone();
 
         // The tenant directory before ingest starts, as `waiterctl` writes it.
@@ -85,7 +89,7 @@ impl Pipeline {
         router::start(
             router::Config::for_tests(&env.db.url),
             bus.clone(),
-            pool.clone(),
+            pool(),
             shutdown.clone(),
         )
         .await
@@ -94,7 +98,7 @@ impl Pipeline {
             conversation::start(
                 conversation::Config::for_tests(&env.db.url),
                 bus.clone(),
-                pool.clone(),
+                pool(),
                 shutdown.clone(),
             )
             .await
@@ -103,20 +107,20 @@ impl Pipeline {
         order::start(
             order::Config::for_tests(&env.db.url),
             bus.clone(),
-            pool.clone(),
+            pool(),
             shutdown.clone(),
         )
         .await
         .expect("order");
         let mut outbound_config = outbound::Config::for_tests(&sim.base_url());
         outbound_config.status_callback_url = Some(format!("http://{ingest}/whatsapp/status"));
-        outbound::start(outbound_config, bus.clone(), pool.clone(), shutdown.clone())
+        outbound::start(outbound_config, bus.clone(), pool(), shutdown.clone())
             .await
             .expect("outbound");
         let notifier = notifier::start(
             notifier::Config::for_tests(JWT_SECRET, env.bus.config.clone()),
             bus.clone(),
-            pool.clone(),
+            pool(),
             shutdown.clone(),
         )
         .await

@@ -148,8 +148,12 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub async fn new() -> TestEnv {
+        Self::with_partitions(4).await
+    }
+
+    pub async fn with_partitions(partitions: u16) -> TestEnv {
         init_logs();
-        let (db, bus) = tokio::join!(TestDb::new(), TestBus::new());
+        let (db, bus) = tokio::join!(TestDb::new(), TestBus::with_partitions(partitions));
         TestEnv {
             db,
             bus,

@@ -45,6 +45,9 @@ struct Args {
     /// Also send status callbacks for every reply (triples ingest's load).
     #[arg(long)]
     status_callbacks: bool,
+    /// Partitions per ordered stream (concurrent conversations per stage).
+    #[arg(long, default_value_t = 16)]
+    partitions: u16,
 }
 
 fn ms(h: &Histogram<u64>, q: f64) -> f64 {
@@ -146,6 +149,7 @@ async fn main() -> anyhow::Result<()> {
         } else {
             StatusCallbackMode::Off
         },
+        partitions: args.partitions,
     })
     .await;
     // The benchmark measures the pipeline, not the tenants' limits.

@@ -1,0 +1,179 @@
+//! A gap-free, resumable reader of one filter subject of the EVENTS stream.
+//!
+//! Like JetStream's ordered consumer (an ephemeral, unacknowledged,
+//! memory-backed consumer that is recreated from the last delivered
+//! sequence whenever something goes wrong), but it always resumes from
+//! *our* position. async-nats' own ordered consumer recreates itself with
+//! `DeliverPolicy::All` when it had not delivered anything yet, which for
+//! a dashboard that subscribed with "new events only" would replay days of
+//! history after a NATS restart.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{
+    self,
+    consumer::{self, pull, AckPolicy, DeliverPolicy},
+};
+use futures::StreamExt;
+use waiter_nats::BusError;
+
+/// Where a feed starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// With the first event stored after the feed opened.
+    New,
+    /// Right after this stream sequence (the last one the client saw).
+    After(u64),
+}
+
+/// How long an idle consumer outlives a vanished reader.
+const INACTIVE_THRESHOLD: Duration = Duration::from_secs(60);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub struct EventFeed {
+    stream: jetstream::stream::Stream,
+    filter: String,
+    /// The stream sequence of the next message we want.
+    next_sequence: u64,
+    /// The consumer sequence of the last message of the current consumer.
+    consumer_sequence: u64,
+    consumer_name: Option<String>,
+    messages: Option<pull::Stream>,
+    failures: u32,
+}
+
+impl EventFeed {
+    /// Opens a feed and creates its consumer at once, so every event
+    /// stored after this returns is delivered.
+    pub async fn open(
+        js: &jetstream::Context,
+        stream_name: &str,
+        filter: String,
+        start: Start,
+    ) -> Result<EventFeed, BusError> {
+        let setup = |reason: String| BusError::Setup {
+            what: format!("event feed on {stream_name}"),
+            reason,
+        };
+        let stream = js
+            .get_stream(stream_name)
+            .await
+            .map_err(|e| setup(e.to_string()))?;
+        let last = stream.cached_info().state.last_sequence;
+        let next_sequence = match start {
+            Start::New => last + 1,
+            // A position beyond the end means the stream was recreated
+            // since the client saw it: start with what comes next.
+            Start::After(seen) => seen.saturating_add(1).min(last + 1),
+        };
+        let mut feed = EventFeed {
+            stream,
+            filter,
+            next_sequence,
+            consumer_sequence: 0,
+            consumer_name: None,
+            messages: None,
+            failures: 0,
+        };
+        feed.connect().await.map_err(setup)?;
+        Ok(feed)
+    }
+
+    async fn connect(&mut self) -> Result<(), String> {
+        self.messages = None;
+        if let Some(old) = self.consumer_name.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.stream.delete_consumer(&old))
+                .await;
+        }
+        let consumer = self
+            .stream
+            .create_consumer(pull::Config {
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: self.next_sequence.max(1),
+                },
+                ack_policy: AckPolicy::None,
+                filter_subject: self.filter.clone(),
+                inactive_threshold: INACTIVE_THRESHOLD,
+                memory_storage: true,
+                num_replicas: 1,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        self.consumer_name = Some(consumer.cached_info().name.clone());
+        self.consumer_sequence = 0;
+        let messages = consumer.messages().await.map_err(|e| e.to_string())?;
+        self.messages = Some(messages);
+        Ok(())
+    }
+
+    /// The next event message, in stream order, without gaps. Waits (and
+    /// reconnects, from where it stopped) for as long as it takes; stop it
+    /// by dropping the future.
+    pub async fn next(&mut self) -> jetstream::Message {
+        loop {
+            if self.messages.is_none() {
+                if self.failures > 0 {
+                    let delay = Duration::from_millis(100 * 2u64.pow(self.failures.min(6)))
+                        .min(MAX_BACKOFF);
+                    tokio::time::sleep(delay).await;
+                }
+                if let Err(reason) = self.connect().await {
+                    self.failures += 1;
+                    tracing::warn!(filter = %self.filter, %reason, "cannot open event consumer; retrying");
+                    continue;
+                }
+            }
+            let Some(messages) = self.messages.as_mut() else {
+                continue;
+            };
+            match messages.next().await {
+                Some(Ok(message)) => {
+                    let Ok(info) = message.info() else {
+                        continue;
+                    };
+                    if info.consumer_sequence != self.consumer_sequence + 1 {
+                        // Something was lost in transit: start again right
+                        // after the last message we handed out.
+                        tracing::debug!(filter = %self.filter, "event consumer gap; recreating");
+                        self.messages = None;
+                        continue;
+                    }
+                    self.consumer_sequence = info.consumer_sequence;
+                    self.next_sequence = info.stream_sequence + 1;
+                    self.failures = 0;
+                    return message;
+                }
+                Some(Err(e)) => {
+                    if !matches!(
+                        e.kind(),
+                        consumer::pull::MessagesErrorKind::MissingHeartbeat
+                    ) {
+                        tracing::debug!(filter = %self.filter, error = %e, "event consumer failed; recreating");
+                    }
+                    self.failures += 1;
+                    self.messages = None;
+                }
+                None => {
+                    self.failures += 1;
+                    self.messages = None;
+                }
+            }
+        }
+    }
+
+    /// The stream sequence the feed will deliver next.
+    pub fn position(&self) -> u64 {
+        self.next_sequence
+    }
+
+    /// Deletes the consumer (best effort; it expires by itself otherwise).
+    pub async fn close(mut self) {
+        self.messages = None;
+        if let Some(name) = self.consumer_name.take() {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(2), self.stream.delete_consumer(&name))
+                    .await;
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Query parameters of the REST API: page sizes, cursors and time ranges.
+//!
+//! Paging (`?limit&before`): every page answers with `next`, an opaque
+//! cursor to pass as `before` for the following (older) page, or null on
+//! the last page. `before` may also be an RFC3339 timestamp: the page then
+//! starts strictly before that instant.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 200;
+/// The default analytics window, ending now.
+pub const DEFAULT_RANGE_DAYS: i64 = 30;
+
+/// A position in a list ordered by (timestamp, id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// None for conversations without messages (they sort last).
+    pub at: Option<DateTime<Utc>>,
+    pub id: Uuid,
+}
+
+impl Cursor {
+    /// `<unix micros>_<uuid>` or `null_<uuid>`: opaque to clients.
+    pub fn encode(&self) -> String {
+        match self.at {
+            Some(at) => format!("{}_{}", at.timestamp_micros(), self.id.simple()),
+            None => format!("null_{}", self.id.simple()),
+        }
+    }
+
+    fn decode(raw: &str) -> Option<Cursor> {
+        let (at, id) = raw.split_once('_')?;
+        let id = Uuid::parse_str(id).ok()?;
+        let at = match at {
+            "null" => None,
+            micros => Some(DateTime::from_timestamp_micros(micros.parse().ok()?)?),
+        };
+        Some(Cursor { at, id })
+    }
+}
+
+/// What `before` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Before {
+    Cursor(Cursor),
+    Time(DateTime<Utc>),
+}
+
+impl Before {
+    pub fn parse(raw: &str) -> Result<Before, String> {
+        if let Some(cursor) = Cursor::decode(raw) {
+            return Ok(Before::Cursor(cursor));
+        }
+        parse_time(raw)
+            .map(Before::Time)
+            .map_err(|_| format!("`before` must be a cursor or an RFC3339 timestamp, got {raw:?}"))
+    }
+
+    /// For a list ordered newest first with ties by ascending id
+    /// (conversations): a time excludes every row at that instant.
+    pub fn for_ascending_ties(self) -> Cursor {
+        match self {
+            Before::Cursor(c) => c,
+            Before::Time(t) => Cursor {
+                at: Some(t),
+                id: Uuid::max(),
+            },
+        }
+    }
+
+    /// For a list ordered newest first with ties by descending id (messages).
+    pub fn for_descending_ties(self) -> Cursor {
+        match self {
+            Before::Cursor(c) => c,
+            Before::Time(t) => Cursor {
+                at: Some(t),
+                id: Uuid::nil(),
+            },
+        }
+    }
+}
+
+/// An RFC3339 timestamp. A `+` of the offset that arrived unescaped in a
+/// query string reads as a space; it is taken back as `+`.
+pub fn parse_time(raw: &str) -> Result<DateTime<Utc>, String> {
+    let fixed = raw.trim().replace(' ', "+");
+    DateTime::parse_from_rfc3339(&fixed)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{raw:?} is not an RFC3339 timestamp: {e}"))
+}
+
+/// The parsed query string (`warp::query::raw`, or empty).
+pub struct Query(HashMap<String, String>);
+
+impl Query {
+    pub fn parse(raw: &str) -> Result<Query, String> {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(raw)
+            .map(|pairs| Query(pairs.into_iter().collect()))
+            .map_err(|e| format!("invalid query string: {e}"))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// `limit`: 1..=MAX_LIMIT, default DEFAULT_LIMIT.
+    pub fn limit(&self) -> Result<i64, String> {
+        match self.get("limit") {
+            None => Ok(DEFAULT_LIMIT),
+            Some(raw) => match raw.parse::<i64>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+                _ => Err(format!(
+                    "`limit` must be a number from 1 to {MAX_LIMIT}, got {raw:?}"
+                )),
+            },
+        }
+    }
+
+    pub fn before(&self) -> Result<Option<Before>, String> {
+        self.get("before").map(Before::parse).transpose()
+    }
+
+    /// `from` and `to` (RFC3339); by default the last 30 days until `now`.
+    pub fn range(&self, now: DateTime<Utc>) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
+        let to = self.get("to").map(parse_time).transpose()?.unwrap_or(now);
+        let from = self
+            .get("from")
+            .map(parse_time)
+            .transpose()?
+            .unwrap_or(to - Duration::days(DEFAULT_RANGE_DAYS));
+        if from >= to {
+            return Err("`from` must be before `to`".into());
+        }
+        Ok((from, to))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip() {
+        let at = DateTime::from_timestamp_micros(1_718_000_000_123_456).unwrap();
+        for c in [
+            Cursor {
+                at: Some(at),
+                id: Uuid::new_v4(),
+            },
+            Cursor {
+                at: None,
+                id: Uuid::new_v4(),
+            },
+        ] {
+            assert_eq!(Before::parse(&c.encode()), Ok(Before::Cursor(c)));
+        }
+    }
+
+    #[test]
+    fn before_accepts_timestamps() {
+        let t = parse_time("2024-06-01T10:00:00Z").unwrap();
+        assert_eq!(Before::parse("2024-06-01T10:00:00Z"), Ok(Before::Time(t)));
+        assert_eq!(
+            Before::parse("2024-06-01T12:00:00 02:00"),
+            Ok(Before::Time(t))
+        );
+        assert_eq!(Before::Time(t).for_ascending_ties().id, Uuid::max());
+        assert_eq!(Before::Time(t).for_descending_ties().id, Uuid::nil());
+        assert!(Before::parse("yesterday").is_err());
+        assert!(Before::parse("12_notauuid").is_err());
+    }
+
+    #[test]
+    fn reads_limits_and_ranges() {
+        let q = Query::parse("limit=5&before=").unwrap();
+        assert_eq!(q.limit(), Ok(5));
+        assert_eq!(q.before(), Ok(None));
+        assert_eq!(Query::parse("").unwrap().limit(), Ok(DEFAULT_LIMIT));
+        for bad in ["limit=0", "limit=201", "limit=x", "limit=-1"] {
+            assert!(Query::parse(bad).unwrap().limit().is_err(), "{bad}");
+        }
+        let now = parse_time("2024-06-30T00:00:00Z").unwrap();
+        let (from, to) = Query::parse("").unwrap().range(now).unwrap();
+        assert_eq!(to, now);
+        assert_eq!(from, parse_time("2024-05-31T00:00:00Z").unwrap());
+        let q = Query::parse("from=2024-06-01T00:00:00%2B03:00&to=2024-06-02T00:00:00Z").unwrap();
+        let (from, _) = q.range(now).unwrap();
+        assert_eq!(from, parse_time("2024-05-31T21:00:00Z").unwrap());
+        assert!(
+            Query::parse("from=2024-06-02T00:00:00Z&to=2024-06-01T00:00:00Z")
+                .unwrap()
+                .range(now)
+                .is_err()
+        );
+        assert!(Query::parse("from=soon").unwrap().range(now).is_err());
+    }
+}
