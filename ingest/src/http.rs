@@ -68,7 +68,7 @@ pub fn routes(
             .and(with_state.clone())
             .and(warp::any().map(move || endpoint))
             .and(warp::path::full())
-            .and(query.clone())
+            .and(query)
             .and(warp::header::optional::<String>("x-twilio-signature"))
             .and(warp::body::content_length_limit(limit))
             .and(warp::body::bytes())
@@ -79,7 +79,7 @@ pub fn routes(
     message
         .or(status)
         .unify()
-        .or(waiter_runtime::ops::routes(health).map(|r| warp::reply::Reply::into_response(r)))
+        .or(waiter_runtime::ops::routes(health).map(warp::reply::Reply::into_response))
         .unify()
         .recover(rejection)
 }

@@ -188,6 +188,23 @@ impl Topology {
     }
 }
 
+impl Topology {
+    /// The partition of a conversation: (restaurant, customer address).
+    pub fn conversation_partition(&self, restaurant_id: &uuid::Uuid, customer: &str) -> u16 {
+        crate::partition_of(&[&restaurant_id.to_string(), customer], self.partitions)
+    }
+
+    /// The partition an inbound webhook goes to before its restaurant is
+    /// known: (To, From) identifies the conversation just as well.
+    pub fn inbound_partition(&self, to: &str, from: &str) -> u16 {
+        crate::partition_of(&[to, from], self.partitions)
+    }
+
+    pub fn order_partition(&self, order_id: &uuid::Uuid) -> u16 {
+        crate::partition_of(&[&order_id.to_string()], self.partitions)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,22 +236,5 @@ mod tests {
         for bad in ["", "Waiter", "1abc", "a.b", "a-b", "a b"] {
             assert!(Topology::validate_namespace(bad).is_err(), "{bad}");
         }
-    }
-}
-
-impl Topology {
-    /// The partition of a conversation: (restaurant, customer address).
-    pub fn conversation_partition(&self, restaurant_id: &uuid::Uuid, customer: &str) -> u16 {
-        crate::partition_of(&[&restaurant_id.to_string(), customer], self.partitions)
-    }
-
-    /// The partition an inbound webhook goes to before its restaurant is
-    /// known: (To, From) identifies the conversation just as well.
-    pub fn inbound_partition(&self, to: &str, from: &str) -> u16 {
-        crate::partition_of(&[to, from], self.partitions)
-    }
-
-    pub fn order_partition(&self, order_id: &uuid::Uuid) -> u16 {
-        crate::partition_of(&[&order_id.to_string()], self.partitions)
     }
 }

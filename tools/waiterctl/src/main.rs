@@ -16,6 +16,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Create the database if needed and apply the migrations.

@@ -4,6 +4,8 @@ use uuid::Uuid;
 use waiter_migrations::NewRestaurant;
 use waiter_nats::directory::{AccountEntry, Directory};
 
+// Parsed once per run: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum TenantCommand {
     /// Add a restaurant, or update the one with the same slug.
