@@ -36,7 +36,7 @@ up:
 # The whole test suite against real NATS and PostgreSQL.
 test:
     tools/ops/ensure-services.sh
-    cargo test --workspace --all-targets
+    cargo test --workspace --all-targets --no-fail-fast
 
 # Formatting and lints, as CI checks them.
 lint:

@@ -18,6 +18,8 @@ pub struct Options {
     pub status_callbacks: StatusCallbackMode,
     /// Partitions per ordered stream.
     pub partitions: u16,
+    /// Put the stages' PostgreSQL connections behind a proxy the test can cut.
+    pub postgres_proxy: bool,
 }
 
 impl Default for Options {
@@ -27,6 +29,7 @@ impl Default for Options {
             conversation: true,
             status_callbacks: StatusCallbackMode::InOrder,
             partitions: 4,
+            postgres_proxy: false,
         }
     }
 }
@@ -37,6 +40,8 @@ pub struct Pipeline {
     pub restaurants: Vec<TestRestaurant>,
     pub ingest: SocketAddr,
     pub notifier: SocketAddr,
+    /// In front of PostgreSQL for every stage, when asked for.
+    pub postgres: Option<waiter_harness::proxy::Proxy>,
 }
 
 impl Pipeline {
@@ -51,8 +56,18 @@ impl Pipeline {
             restaurants.push(add_restaurant(env.pool(), slug, language).await);
         }
         let bus = env.bus.bus.clone();
+        let postgres = match options.postgres_proxy {
+            true => Some(
+                waiter_harness::proxy::Proxy::start(waiter_harness::TestDb::server_addr()).await,
+            ),
+            false => None,
+        };
+        let stage_url = match &postgres {
+            Some(proxy) => env.db.url_via(proxy.addr()),
+            None => env.db.url.clone(),
+        };
         // Each stage its own pool, as each binary has in production.
-        let pool = || waiter_runtime::db::lazy_pool(&env.db.url, 16).expect("pool");
+        let pool = || waiter_runtime::db::lazy_pool(&stage_url, 16).expect("pool");
         let shutdown = env.shutdown.clone();
 
         // The tenant directory before ingest starts, as `waiterctl` writes it.
@@ -132,6 +147,7 @@ impl Pipeline {
             restaurants,
             ingest,
             notifier,
+            postgres,
         }
     }
 

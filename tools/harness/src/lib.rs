@@ -13,6 +13,7 @@ use uuid::Uuid;
 use waiter_nats::{Bus, BusConfig};
 
 pub mod jwt;
+pub mod proxy;
 pub mod ws;
 
 pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -69,6 +70,32 @@ impl TestDb {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// This database's URL with another host and port (a proxy in front).
+    pub fn url_via(&self, addr: std::net::SocketAddr) -> String {
+        let (scheme_user, rest) = self
+            .url
+            .split_once('@')
+            .unwrap_or(("postgres://postgres", &self.url));
+        let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
+        format!("{scheme_user}@{addr}{path}")
+    }
+
+    /// The server's address, as the admin URL names it.
+    pub fn server_addr() -> std::net::SocketAddr {
+        let url = admin_url();
+        let after_at = url.split_once('@').map(|(_, r)| r).unwrap_or(&url);
+        let hostport = after_at.split('/').next().unwrap_or("127.0.0.1:5432");
+        let hostport = if hostport.contains(':') {
+            hostport.to_string()
+        } else {
+            format!("{hostport}:5432")
+        };
+        let hostport = hostport.replace("localhost", "127.0.0.1");
+        hostport
+            .parse()
+            .expect("DATABASE_ADMIN_URL host must be an IP address and port")
     }
 }
 

@@ -150,6 +150,7 @@ async fn main() -> anyhow::Result<()> {
             StatusCallbackMode::Off
         },
         partitions: args.partitions,
+        postgres_proxy: false,
     })
     .await;
     // The benchmark measures the pipeline, not the tenants' limits.
