@@ -99,7 +99,7 @@ pub async fn start(
             }
         });
     }
-    tasks.spawn(sweep_outbox(
+    tasks.spawn(waiter_nats::outbox::run_sweeper(
         pool.clone(),
         bus.clone(),
         config.outbox_sweep_after,
@@ -124,22 +124,6 @@ pub async fn start(
         let _ = ops.await;
     });
     Ok(Running { addr, done })
-}
-
-/// Publishes effects a crashed process committed but did not publish and
-/// whose conversation has not had another input since.
-pub async fn sweep_outbox(pool: PgPool, bus: Bus, after: Duration, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(after) => {}
-        }
-        match waiter_nats::outbox::sweep(&pool, &bus, after).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(published = n, "outbox sweep published stranded effects"),
-            Err(e) => tracing::warn!(error = %e, "outbox sweep failed"),
-        }
-    }
 }
 
 /// Feeds due reminders back into their conversations as order notices; the

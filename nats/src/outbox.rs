@@ -107,6 +107,26 @@ pub async fn sweep(pool: &PgPool, bus: &Bus, older_than: Duration) -> Result<usi
     publish_rows(pool, bus, rows).await
 }
 
+/// Runs [`sweep`] every `after` until shutdown.
+pub async fn run_sweeper(
+    pool: PgPool,
+    bus: Bus,
+    after: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(after) => {}
+        }
+        match sweep(&pool, &bus, after).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(published = n, "outbox sweep published stranded effects"),
+            Err(e) => tracing::warn!(error = %e, "outbox sweep failed"),
+        }
+    }
+}
+
 /// Marks an input as applied inside the caller's transaction. `false` means
 /// it was applied before: the caller should roll back and only flush.
 pub async fn first_application(

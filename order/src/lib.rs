@@ -79,7 +79,7 @@ pub async fn start(
             }
         });
     }
-    tasks.spawn(sweep_outbox(
+    tasks.spawn(waiter_nats::outbox::run_sweeper(
         pool,
         bus.clone(),
         config.outbox_sweep_after,
@@ -98,19 +98,4 @@ pub async fn start(
         let _ = ops.await;
     });
     Ok(Running { addr, done })
-}
-
-/// Publishes effects a crashed process committed but did not publish.
-pub async fn sweep_outbox(pool: PgPool, bus: Bus, after: Duration, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(after) => {}
-        }
-        match waiter_nats::outbox::sweep(&pool, &bus, after).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(published = n, "outbox sweep published stranded effects"),
-            Err(e) => tracing::warn!(error = %e, "outbox sweep failed"),
-        }
-    }
 }
