@@ -4,18 +4,18 @@
 set -euo pipefail
 message="$1"; customer="$2"
 sim="http://127.0.0.1:$SIM_PORT"
-before="$(curl -fsS "$sim/sim/messages?to=$customer" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+before="$(curl -fsS -G --data-urlencode "to=$customer" "$sim/sim/messages" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
 python3 - "$message" "$customer" <<'PY' | curl -fsS -H 'content-type: application/json' -d @- "$sim/sim/inbound" >/dev/null
 import json, os, sys
 print(json.dumps({"account_sid": os.environ["DEMO_ACCOUNT_SID"], "from": sys.argv[2],
                   "to": os.environ["DEMO_NUMBER"], "body": sys.argv[1], "profile_name": "Demo customer"}))
 PY
 echo "you: $message"
-for _ in $(seq 1 50); do
+for _ in $(seq 1 100); do
   sleep 0.2
-  out="$(curl -fsS "$sim/sim/messages?to=$customer")"
+  out="$(curl -fsS -G --data-urlencode "to=$customer" "$sim/sim/messages")"
   n="$(printf '%s' "$out" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
-  if [ "$n" -gt "$before" ]; then sleep 0.5; out="$(curl -fsS "$sim/sim/messages?to=$customer")"; break; fi
+  if [ "$n" -gt "$before" ]; then sleep 0.5; out="$(curl -fsS -G --data-urlencode "to=$customer" "$sim/sim/messages")"; break; fi
 done
 printf '%s' "$out" | python3 -c '
 import json, sys

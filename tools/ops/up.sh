@@ -19,7 +19,10 @@ echo "==> database"
 RESTAURANT_ID="$("$BIN/waiterctl" seed-demo)"
 
 pids=()
+stopping=""
 stop() {
+  [ -n "$stopping" ] && return
+  stopping=1
   trap - INT TERM EXIT
   echo
   echo "==> stopping"
@@ -93,4 +96,8 @@ BANNER
 
 # Exit (and stop the rest) if any stage dies.
 wait -n "${pids[@]}" || true
-echo "a process exited; see $LOGS" >&2
+if [ -z "$stopping" ]; then
+  echo "a process exited; see $LOGS — stopping the rest" >&2
+  stop
+  exit 1
+fi
