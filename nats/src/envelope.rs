@@ -47,19 +47,30 @@ impl<T: Payload> Envelope<T> {
         Envelope::new(id, self.trace_id.clone(), body)
     }
 
+    /// MessagePack with field names (an added field never breaks an older
+    /// reader) in its human-readable form (ids and times as strings), so
+    /// `just replay` can show any envelope as JSON.
     pub fn encode(&self) -> Result<Vec<u8>, BusError> {
-        rmp_serde::to_vec_named(self).map_err(|source| BusError::Encode {
-            kind: T::KIND,
-            source,
-        })
+        let mut bytes = Vec::with_capacity(512);
+        let mut serializer = rmp_serde::Serializer::new(&mut bytes)
+            .with_struct_map()
+            .with_human_readable();
+        self.serialize(&mut serializer)
+            .map_err(|source| BusError::Encode {
+                kind: T::KIND,
+                source,
+            })?;
+        Ok(bytes)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, BusError> {
-        let envelope: Self = rmp_serde::from_slice(bytes).map_err(|e| BusError::Decode {
-            kind: T::KIND,
-            version: T::VERSION,
-            reason: e.to_string(),
-        })?;
+        let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes).with_human_readable();
+        let envelope: Self =
+            Self::deserialize(&mut deserializer).map_err(|e| BusError::Decode {
+                kind: T::KIND,
+                version: T::VERSION,
+                reason: e.to_string(),
+            })?;
         if envelope.v > T::VERSION {
             return Err(BusError::Decode {
                 kind: T::KIND,
@@ -77,7 +88,8 @@ impl<T: Payload> Envelope<T> {
 
 /// Decodes any envelope into JSON for inspection (`just replay`).
 pub fn decode_to_json(bytes: &[u8]) -> Result<serde_json::Value, String> {
-    rmp_serde::from_slice::<serde_json::Value>(bytes).map_err(|e| e.to_string())
+    let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes).with_human_readable();
+    serde_json::Value::deserialize(&mut deserializer).map_err(|e| e.to_string())
 }
 
 /// A new random id for an envelope that has no natural one.
@@ -95,6 +107,14 @@ mod tests {
     }
     impl Payload for Ping {
         const KIND: &'static str = "test.ping";
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+    struct WithId {
+        id: uuid::Uuid,
+    }
+    impl Payload for WithId {
+        const KIND: &'static str = "test.with_id";
     }
 
     #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -119,6 +139,17 @@ mod tests {
         assert_eq!(next.id, "id-2");
         let json = decode_to_json(&env.encode().unwrap()).unwrap();
         assert_eq!(json["body"]["text"], "مرحبا 👋");
+        // Ids (uuids) and times are strings, not byte arrays.
+        let with_id = Envelope::new(
+            "id-3",
+            "t",
+            WithId {
+                id: uuid::Uuid::nil(),
+            },
+        );
+        let json = decode_to_json(&with_id.encode().unwrap()).unwrap();
+        assert_eq!(json["body"]["id"], uuid::Uuid::nil().to_string());
+        assert!(json["produced_at"].is_string());
     }
 
     #[test]
