@@ -251,6 +251,65 @@ pub async fn order_summary(
         .await
 }
 
+/// What an order ticket for the restaurant's staff shows, and where it goes.
+#[derive(sqlx::FromRow)]
+pub struct OrderTicket {
+    pub number: i64,
+    pub fulfilment: String,
+    pub address: Option<String>,
+    pub payment_method: String,
+    /// The priced lines as the order stage stored them (`OrderLineView`s).
+    pub lines: serde_json::Value,
+    pub subtotal: i64,
+    pub delivery_fee: i64,
+    pub total: i64,
+    pub currency: String,
+    pub branch_name_en: Option<String>,
+    pub branch_name_ar: Option<String>,
+    /// The order's branch's staff number, else the restaurant's (blank
+    /// counts as unset); `None` when neither is configured.
+    pub staff_whatsapp: Option<String>,
+}
+
+pub async fn order_ticket(
+    tx: &mut PgConnection,
+    restaurant_id: Uuid,
+    order_id: Uuid,
+) -> Result<Option<OrderTicket>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT o.number, o.fulfilment, o.address, o.payment_method, o.lines, o.subtotal, \
+            o.delivery_fee, o.total, o.currency, b.name_en AS branch_name_en, b.name_ar AS branch_name_ar, \
+            COALESCE(NULLIF(btrim(b.staff_whatsapp), ''), NULLIF(btrim(r.staff_whatsapp), '')) AS staff_whatsapp \
+         FROM orders o JOIN restaurants r ON r.id = o.restaurant_id \
+         LEFT JOIN branches b ON b.id = o.branch_id \
+         WHERE o.id = $1 AND o.restaurant_id = $2",
+    )
+    .bind(order_id)
+    .bind(restaurant_id)
+    .fetch_optional(&mut *tx)
+    .await
+}
+
+/// Whether `address` (`whatsapp:+E164`) is a staff number of the
+/// restaurant or of one of its branches (stored with or without the
+/// `whatsapp:` prefix).
+pub async fn is_staff_number(
+    tx: &mut PgConnection,
+    restaurant_id: Uuid,
+    address: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM restaurants WHERE id = $1 \
+                AND $2 IN (btrim(staff_whatsapp), 'whatsapp:' || btrim(staff_whatsapp))) \
+            OR EXISTS (SELECT 1 FROM branches WHERE restaurant_id = $1 \
+                AND $2 IN (btrim(staff_whatsapp), 'whatsapp:' || btrim(staff_whatsapp)))",
+    )
+    .bind(restaurant_id)
+    .bind(address)
+    .fetch_one(&mut *tx)
+    .await
+}
+
 /// Schedules the bot to come back to an order later (rating "Later").
 pub async fn remind(
     tx: &mut PgConnection,
