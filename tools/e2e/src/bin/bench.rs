@@ -45,6 +45,10 @@ struct Args {
     /// Also send status callbacks for every reply (triples ingest's load).
     #[arg(long)]
     status_callbacks: bool,
+    /// Offered load in webhooks per second (0: as fast as they are taken),
+    /// to measure latency below saturation.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
     /// Partitions per ordered stream (concurrent conversations per stage).
     #[arg(long, default_value_t = 16)]
     partitions: u16,
@@ -234,13 +238,17 @@ async fn main() -> anyhow::Result<()> {
                 .filter(|(c, _)| c % args.concurrency == w)
                 .map(|(_, x)| x.clone())
                 .collect();
-            let (total, dup_share) = (args.messages, args.duplicates);
+            let (total, dup_share, rate) = (args.messages, args.duplicates, args.rate);
             tokio::spawn(async move {
                 let mut turn = 0usize;
                 while !mine.is_empty() {
                     let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                     if i >= total {
                         return;
+                    }
+                    if rate > 0.0 {
+                        let due = started + Duration::from_secs_f64(i as f64 / rate);
+                        tokio::time::sleep_until(due.into()).await;
                     }
                     let (restaurant, customer) = &mine[turn % mine.len()];
                     turn += 1;
@@ -386,6 +394,21 @@ async fn main() -> anyhow::Result<()> {
             .fetch_one(p.env.pool())
             .await?;
     let twilio_total = p.sim.sent().len() as i64;
+    // Where the time goes: each stage's lag, from the rows' timestamps.
+    let stage_lags: Vec<(String, Option<f64>, Option<f64>)> = sqlx::query_as(
+        "WITH firsts AS ( \
+            SELECT DISTINCT ON (i.id) a.received_at AS ingest_at, a.recorded_at AS routed_at, \
+                i.created_at AS stored_at, o.sent_at AS sent_at \
+            FROM messages i JOIN webhook_audit a ON a.message_sid = i.wa_sid AND a.outcome = 'accepted' \
+            JOIN messages o ON o.reply_to = i.id WHERE i.direction = 'in' ORDER BY i.id, o.reply_index) \
+         SELECT stage, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) \
+         FROM (SELECT '1 ingest → router' AS stage, extract(epoch FROM routed_at - ingest_at) * 1000 AS ms FROM firsts \
+               UNION ALL SELECT '2 router → conversation', extract(epoch FROM stored_at - routed_at) * 1000 FROM firsts \
+               UNION ALL SELECT '3 conversation → Twilio', extract(epoch FROM sent_at - stored_at) * 1000 FROM firsts) lags \
+         GROUP BY stage ORDER BY stage",
+    )
+    .fetch_all(p.env.pool())
+    .await?;
     let ack = ack_latency.lock().unwrap().clone();
     let accept_rate = total_posts as f64 / send_secs;
 
@@ -428,6 +451,25 @@ async fn main() -> anyhow::Result<()> {
         ms(&to_dashboard, 0.99),
         to_dashboard.len()
     );
+    println!("  stage lag (from row timestamps)");
+    for (stage, p50, p99) in &stage_lags {
+        println!(
+            "    {stage:<28} p50 {:>8.1} ms  p99 {:>8.1} ms",
+            p50.unwrap_or(0.0),
+            p99.unwrap_or(0.0)
+        );
+    }
+    println!("  worker outcomes");
+    for line in waiter_runtime::telemetry::metrics_handle().render().lines() {
+        if line.starts_with("waiter_worker_messages_total")
+            || (line.starts_with("waiter_worker_handle_seconds{")
+                && (line.contains("0.5\"") || line.contains("0.99\"")))
+            || (line.starts_with("waiter_bus_publish_seconds{")
+                && (line.contains("0.5\"") || line.contains("0.99\"")))
+        {
+            println!("    {line}");
+        }
+    }
     println!("  audit");
     println!("    unique messages sent          {unique}");
     println!("    stored                        {inbound_rows}   (stored twice: {stored_twice})");
