@@ -112,18 +112,12 @@ pub async fn start(
         shutdown.clone(),
     ));
     tasks.close();
-    let client = bus.client().clone();
-    let health = Health::new("conversation").check("nats", move || {
-        client.connection_state() == async_nats::connection::State::Connected
-    });
-    let (addr, ops) = waiter_runtime::ops::serve(config.ops_addr, health, shutdown)
+    let connection = bus.clone();
+    let health = Health::new("conversation").check("nats", move || connection.is_connected());
+    let running = Running::with_ops(config.ops_addr, health, tasks, shutdown)
         .map_err(|e| StartError::Ops(e.to_string()))?;
-    tracing::info!(%addr, "conversation running");
-    let done = tokio::spawn(async move {
-        tasks.wait().await;
-        let _ = ops.await;
-    });
-    Ok(Running { addr, done })
+    tracing::info!(addr = %running.addr, "conversation running");
+    Ok(running)
 }
 
 /// Feeds due reminders back into their conversations as order notices; the

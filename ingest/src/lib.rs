@@ -89,10 +89,8 @@ pub async fn start(
             "TWILIO_WEBHOOK_VALIDATE is off: webhook signatures are NOT checked (development only)"
         );
     }
-    let client = bus.client().clone();
-    let health = Health::new("ingest").check("nats", move || {
-        client.connection_state() == async_nats::connection::State::Connected
-    });
+    let connection = bus.clone();
+    let health = Health::new("ingest").check("nats", move || connection.is_connected());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| IngestError::Bind {

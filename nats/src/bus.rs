@@ -90,6 +90,11 @@ impl Bus {
         self.ack_wait
     }
 
+    /// Whether the connection is up (for `/health`).
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
     pub fn client(&self) -> &async_nats::Client {
         &self.client
     }

@@ -86,16 +86,10 @@ pub async fn start(
         shutdown.clone(),
     ));
     tasks.close();
-    let client = bus.client().clone();
-    let health = Health::new("order").check("nats", move || {
-        client.connection_state() == async_nats::connection::State::Connected
-    });
-    let (addr, ops) = waiter_runtime::ops::serve(config.ops_addr, health, shutdown)
+    let connection = bus.clone();
+    let health = Health::new("order").check("nats", move || connection.is_connected());
+    let running = Running::with_ops(config.ops_addr, health, tasks, shutdown)
         .map_err(|e| OrderError::Ops(e.to_string()))?;
-    tracing::info!(%addr, "order running");
-    let done = tokio::spawn(async move {
-        tasks.wait().await;
-        let _ = ops.await;
-    });
-    Ok(Running { addr, done })
+    tracing::info!(addr = %running.addr, "order running");
+    Ok(running)
 }

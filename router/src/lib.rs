@@ -115,16 +115,10 @@ pub async fn start(
     }
     tasks.close();
 
-    let client = bus.client().clone();
-    let health = Health::new("router").check("nats", move || {
-        client.connection_state() == async_nats::connection::State::Connected
-    });
-    let (addr, ops) = waiter_runtime::ops::serve(config.ops_addr, health, shutdown.clone())
+    let connection = bus.clone();
+    let health = Health::new("router").check("nats", move || connection.is_connected());
+    let running = Running::with_ops(config.ops_addr, health, tasks, shutdown)
         .map_err(|e| RouterError::Ops(e.to_string()))?;
-    tracing::info!(%addr, "router running");
-    let done = tokio::spawn(async move {
-        tasks.wait().await;
-        let _ = ops.await;
-    });
-    Ok(Running { addr, done })
+    tracing::info!(addr = %running.addr, "router running");
+    Ok(running)
 }

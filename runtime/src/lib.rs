@@ -18,3 +18,22 @@ pub struct Running {
     pub addr: std::net::SocketAddr,
     pub done: tokio::task::JoinHandle<()>,
 }
+
+impl Running {
+    /// A pulling stage: serves `/health` and `/metrics` on `ops_addr` until
+    /// shutdown; `done` finishes once the stage's `tasks` (closed by the
+    /// caller) and the ops server have.
+    pub fn with_ops(
+        ops_addr: std::net::SocketAddr,
+        health: Health,
+        tasks: tokio_util::task::TaskTracker,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<Running, warp::Error> {
+        let (addr, ops) = ops::serve(ops_addr, health, shutdown)?;
+        let done = tokio::spawn(async move {
+            tasks.wait().await;
+            let _ = ops.await;
+        });
+        Ok(Running { addr, done })
+    }
+}
