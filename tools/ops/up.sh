@@ -12,7 +12,7 @@ echo "==> services"
 tools/ops/ensure-services.sh
 
 echo "==> building (first time: a few minutes)"
-cargo build --bins -q
+cargo build --bins
 
 echo "==> database"
 "$BIN/waiterctl" migrate
