@@ -64,6 +64,22 @@ struct Effects<'a> {
 }
 
 impl<'a> Effects<'a> {
+    /// The effects of one input on its conversation (also their outbox aggregate).
+    fn new(
+        bus: &'a Bus,
+        envelope: &Envelope<ConversationInput>,
+        conversation: ConversationRow,
+    ) -> Self {
+        Effects {
+            bus,
+            input_id: envelope.id.clone(),
+            trace_id: envelope.trace_id.clone(),
+            aggregate: conversation.id,
+            conversation,
+            replies: 0,
+        }
+    }
+
     async fn stage<T: Payload>(
         &self,
         tx: &mut PgConnection,
@@ -472,14 +488,7 @@ impl Conversations {
             return Ok(conversation.id);
         };
         let conversation = store::record_inbound(tx, conversation.id, inbound.received_at).await?;
-        let mut effects = Effects {
-            bus: &self.bus,
-            input_id: envelope.id.clone(),
-            trace_id: envelope.trace_id.clone(),
-            aggregate: conversation.id,
-            conversation,
-            replies: 0,
-        };
+        let mut effects = Effects::new(&self.bus, envelope, conversation);
         effects
             .event(
                 tx,
@@ -562,14 +571,7 @@ impl Conversations {
         let Some(conversation) = store::lock(tx, r.restaurant_id, r.conversation_id).await? else {
             return Err(ConversationError::Invalid("no such conversation".into()));
         };
-        let mut effects = Effects {
-            bus: &self.bus,
-            input_id: envelope.id.clone(),
-            trace_id: envelope.trace_id.clone(),
-            aggregate: conversation.id,
-            conversation,
-            replies: 0,
-        };
+        let mut effects = Effects::new(&self.bus, envelope, conversation);
         effects
             .send(
                 tx,
@@ -598,14 +600,7 @@ impl Conversations {
             return Err(ConversationError::Invalid("no such conversation".into()));
         };
         let conversation = store::set_bot(tx, conversation.id, s.active).await?;
-        let effects = Effects {
-            bus: &self.bus,
-            input_id: envelope.id.clone(),
-            trace_id: envelope.trace_id.clone(),
-            aggregate: conversation.id,
-            conversation,
-            replies: 0,
-        };
+        let effects = Effects::new(&self.bus, envelope, conversation);
         let view = effects.conversation.view();
         effects
             .event(tx, EventType::ConversationUpdated, &envelope.id, view)
@@ -651,14 +646,7 @@ impl Conversations {
             },
         };
         let actions = waiter_bot::on_order_update(&mut dialogue, &update, &ctx);
-        let mut effects = Effects {
-            bus: &self.bus,
-            input_id: envelope.id.clone(),
-            trace_id: envelope.trace_id.clone(),
-            aggregate: conversation.id,
-            conversation,
-            replies: 0,
-        };
+        let mut effects = Effects::new(&self.bus, envelope, conversation);
         let reask =
             ChronoDuration::minutes(i64::from(catalog.restaurant.rating_reask_minutes.max(1)));
         effects.carry_out(tx, actions, None, reask).await?;
@@ -719,12 +707,8 @@ impl Conversations {
             &catalog.menu,
         );
         let mut effects = Effects {
-            bus: &self.bus,
-            input_id: envelope.id.clone(),
-            trace_id: envelope.trace_id.clone(),
-            conversation,
             aggregate: customer.id,
-            replies: 0,
+            ..Effects::new(&self.bus, envelope, conversation)
         };
         let id = ids::derived(&envelope.id, "staff-ticket");
         effects

@@ -177,6 +177,24 @@ impl Pipeline {
         dashboard
     }
 
+    /// How many messages a stream holds on `filter` (a subject, wildcards allowed).
+    pub async fn published_on(&self, kind: waiter_nats::StreamKind, filter: String) -> u64 {
+        let bus = &self.env.bus.bus;
+        let stream = bus
+            .jetstream()
+            .get_stream(bus.topology().stream_name(kind))
+            .await
+            .expect("stream");
+        let mut consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                filter_subject: filter,
+                ..Default::default()
+            })
+            .await
+            .expect("inspection consumer");
+        consumer.info().await.expect("consumer info").num_pending
+    }
+
     /// Runs a query returning one number.
     pub async fn count(&self, sql: &str, bind: &str) -> i64 {
         sqlx::query_scalar::<_, i64>(sql)

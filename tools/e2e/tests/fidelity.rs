@@ -224,20 +224,8 @@ async fn every_outcome_is_answered_audited_and_published_or_not() {
 }
 
 async fn status_callbacks_published(p: &Pipeline) -> u64 {
-    let bus = &p.env.bus.bus;
-    let stream = bus
-        .jetstream()
-        .get_stream(bus.topology().stream_name(StreamKind::Ingest))
-        .await
-        .unwrap();
-    let mut consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            filter_subject: bus.topology().status_callback(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    consumer.info().await.unwrap().num_pending
+    let filter = p.env.bus.bus.topology().status_callback();
+    p.published_on(StreamKind::Ingest, filter).await
 }
 
 #[tokio::test]

@@ -186,20 +186,8 @@ async fn the_same_webhook_three_times_is_stored_once_and_answered_once() {
 
 /// How many inbound messages ingest published.
 async fn inbound_published(p: &Pipeline) -> u64 {
-    let bus = &p.env.bus.bus;
-    let stream = bus
-        .jetstream()
-        .get_stream(bus.topology().stream_name(StreamKind::Ingest))
-        .await
-        .unwrap();
-    let mut consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            filter_subject: format!("{}.ingest.message.>", bus.topology().namespace()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    consumer.info().await.unwrap().num_pending
+    let filter = format!("{}.ingest.message.>", p.env.bus.bus.topology().namespace());
+    p.published_on(StreamKind::Ingest, filter).await
 }
 
 #[tokio::test]
