@@ -105,6 +105,13 @@ impl<'a> Effects<'a> {
             .await
     }
 
+    /// Tells dashboards the conversation changed (unread, bot, last message).
+    async fn announce(&self, tx: &mut PgConnection, key: &str) -> Result<(), OutboxError> {
+        let view = self.conversation.view();
+        self.event(tx, EventType::ConversationUpdated, key, view)
+            .await
+    }
+
     /// Records an outgoing message and stages its send.
     async fn send(
         &mut self,
@@ -289,14 +296,8 @@ impl<'a> Effects<'a> {
                 }
                 Action::Handoff => {
                     self.conversation = store::set_bot(tx, self.conversation.id, false).await?;
-                    let view = self.conversation.view();
-                    self.event(
-                        tx,
-                        EventType::ConversationUpdated,
-                        &format!("{}:handoff", self.input_id),
-                        view,
-                    )
-                    .await?;
+                    self.announce(tx, &format!("{}:handoff", self.input_id))
+                        .await?;
                 }
                 Action::CommentOrder { order_id, comment } => {
                     self.order_command(
@@ -388,6 +389,18 @@ fn inbound_kind(m: &waiter_nats::messages::InboundMessage) -> &'static str {
     } else {
         "text"
     }
+}
+
+/// A conversation an input names; one that does not exist (or is another
+/// restaurant's) makes the input permanently invalid.
+async fn existing(
+    tx: &mut PgConnection,
+    restaurant_id: Uuid,
+    id: Uuid,
+) -> Result<ConversationRow, ConversationError> {
+    store::lock(tx, restaurant_id, id)
+        .await?
+        .ok_or_else(|| ConversationError::Invalid("no such conversation".into()))
 }
 
 fn dialogue_of(conversation: &ConversationRow) -> Dialogue {
@@ -497,10 +510,7 @@ impl Conversations {
                 stored.view(),
             )
             .await?;
-        let view = effects.conversation.view();
-        effects
-            .event(tx, EventType::ConversationUpdated, &envelope.id, view)
-            .await?;
+        effects.announce(tx, &envelope.id).await?;
 
         if m.limited.is_some() {
             metrics::counter!("waiter_conversation_limited_total").increment(1);
@@ -568,9 +578,7 @@ impl Conversations {
         envelope: &Envelope<ConversationInput>,
         r: &StaffReply,
     ) -> Result<Uuid, ConversationError> {
-        let Some(conversation) = store::lock(tx, r.restaurant_id, r.conversation_id).await? else {
-            return Err(ConversationError::Invalid("no such conversation".into()));
-        };
+        let conversation = existing(tx, r.restaurant_id, r.conversation_id).await?;
         let mut effects = Effects::new(&self.bus, envelope, conversation);
         effects
             .send(
@@ -583,10 +591,7 @@ impl Conversations {
             .await?;
         // Staff took over: the bot pauses until resumed (or idle time passes).
         effects.conversation = store::set_bot(tx, r.conversation_id, false).await?;
-        let view = effects.conversation.view();
-        effects
-            .event(tx, EventType::ConversationUpdated, &envelope.id, view)
-            .await?;
+        effects.announce(tx, &envelope.id).await?;
         Ok(r.conversation_id)
     }
 
@@ -596,15 +601,10 @@ impl Conversations {
         envelope: &Envelope<ConversationInput>,
         s: &SetBotActive,
     ) -> Result<Uuid, ConversationError> {
-        let Some(conversation) = store::lock(tx, s.restaurant_id, s.conversation_id).await? else {
-            return Err(ConversationError::Invalid("no such conversation".into()));
-        };
+        let conversation = existing(tx, s.restaurant_id, s.conversation_id).await?;
         let conversation = store::set_bot(tx, conversation.id, s.active).await?;
         let effects = Effects::new(&self.bus, envelope, conversation);
-        let view = effects.conversation.view();
-        effects
-            .event(tx, EventType::ConversationUpdated, &envelope.id, view)
-            .await?;
+        effects.announce(tx, &envelope.id).await?;
         Ok(s.conversation_id)
     }
 
@@ -614,9 +614,7 @@ impl Conversations {
         envelope: &Envelope<ConversationInput>,
         n: &OrderNotice,
     ) -> Result<Uuid, ConversationError> {
-        let Some(conversation) = store::lock(tx, n.restaurant_id, n.conversation_id).await? else {
-            return Err(ConversationError::Invalid("no such conversation".into()));
-        };
+        let conversation = existing(tx, n.restaurant_id, n.conversation_id).await?;
         let Some(catalog) = self.catalogs.get(n.restaurant_id).await? else {
             return Err(ConversationError::Invalid(format!(
                 "unknown restaurant {}",
@@ -714,14 +712,8 @@ impl Conversations {
         effects
             .send(tx, "system", id, None, &Reply::Text(text))
             .await?;
-        let view = effects.conversation.view();
         effects
-            .event(
-                tx,
-                EventType::ConversationUpdated,
-                &format!("{}:ticket", envelope.id),
-                view,
-            )
+            .announce(tx, &format!("{}:ticket", envelope.id))
             .await?;
         metrics::counter!("waiter_conversation_order_tickets_total").increment(1);
         Ok(())
