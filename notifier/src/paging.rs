@@ -8,12 +8,79 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 200;
 /// The default analytics window, ending now.
 pub const DEFAULT_RANGE_DAYS: i64 = 30;
+/// The widest UTC offset of a time zone, in minutes (UTC+14).
+pub const MAX_UTC_OFFSET_MINUTES: i32 = 14 * 60;
+
+/// `?limit&before` of a paged list.
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+    /// The `next` cursor of the previous page, or an RFC3339 timestamp (the
+    /// page starts strictly before that instant).
+    #[param(value_type = Option<String>)]
+    pub before: Option<Before>,
+}
+
+impl PageQuery {
+    pub fn parse(raw: &str) -> Result<PageQuery, String> {
+        let q = Query::parse(raw)?;
+        Ok(PageQuery {
+            limit: Some(q.limit()?),
+            before: q.before()?,
+        })
+    }
+
+    pub fn limit(&self) -> i64 {
+        self.limit.unwrap_or(DEFAULT_LIMIT)
+    }
+}
+
+/// `?from&to&utc_offset` of the analytics.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RangeQuery {
+    /// Start (RFC3339, inclusive); default 30 days before `to`.
+    pub from: DateTime<Utc>,
+    /// End (RFC3339, exclusive); default now.
+    pub to: DateTime<Utc>,
+    /// The viewer's UTC offset in minutes (−840…840, default 0): where the
+    /// days of `orders.per_day` begin.
+    #[param(minimum = -840, maximum = 840)]
+    pub utc_offset: Option<i32>,
+}
+
+impl RangeQuery {
+    pub fn parse(raw: &str, now: DateTime<Utc>) -> Result<RangeQuery, String> {
+        let q = Query::parse(raw)?;
+        let (from, to) = q.range(now)?;
+        let utc_offset = match q.get("utc_offset") {
+            None => None,
+            Some(raw) => match raw.parse::<i32>() {
+                Ok(m) if m.abs() <= MAX_UTC_OFFSET_MINUTES => Some(m),
+                _ => {
+                    return Err(format!(
+                        "`utc_offset` must be minutes from -{MAX_UTC_OFFSET_MINUTES} to {MAX_UTC_OFFSET_MINUTES}, got {raw:?}"
+                    ))
+                }
+            },
+        };
+        Ok(RangeQuery {
+            from,
+            to,
+            utc_offset,
+        })
+    }
+}
 
 /// A position in a list ordered by (timestamp, id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,5 +267,13 @@ mod tests {
                 .is_err()
         );
         assert!(Query::parse("from=soon").unwrap().range(now).is_err());
+        let r = RangeQuery::parse("utc_offset=180", now).unwrap();
+        assert_eq!((r.to, r.utc_offset), (now, Some(180)));
+        for bad in ["utc_offset=841", "utc_offset=x", "utc_offset=1.5"] {
+            assert!(RangeQuery::parse(bad, now).is_err(), "{bad}");
+        }
+        let page = PageQuery::parse("limit=7").unwrap();
+        assert_eq!((page.limit(), page.before), (7, None));
+        assert!(PageQuery::parse("before=soon").is_err());
     }
 }
