@@ -13,14 +13,14 @@ function BarChart({ labels, values, horizontal, color, label, rtl }) {
   useEffect(() => {
     const chart = new Chart(canvas.current, {
       type: 'bar',
-      data: { labels, datasets: [{ label, data: values, backgroundColor: color, borderRadius: 4 }] },
+      data: { labels, datasets: [{ label, data: values, backgroundColor: color, borderRadius: 4, maxBarThickness: 56 }] },
       options: {
         indexAxis: horizontal ? 'y' : 'x',
         animation: false,
         maintainAspectRatio: false,
         plugins: { tooltip: { rtl }, legend: { display: false } },
         scales: {
-          x: { reverse: rtl && !horizontal, ticks: { font: { size: 14 } }, beginAtZero: true, position: 'bottom' },
+          x: { reverse: rtl && !horizontal, ticks: { precision: 0, font: { size: 14 } }, beginAtZero: true, position: 'bottom' },
           y: { beginAtZero: true, position: rtl ? 'right' : 'left', ticks: { precision: 0, font: { size: 14 } } },
         },
       },
@@ -35,6 +35,20 @@ function BarChart({ labels, values, horizontal, color, label, rtl }) {
 }
 
 const isoDay = (d) => d.toISOString().slice(0, 10);
+
+/** Every local day of [from, to), with the days that had no orders at 0. */
+function everyDay(perDay, from, to) {
+  const counts = new Map(perDay.map((d) => [d.day, d.orders]));
+  const days = [];
+  const day = new Date(from);
+  day.setHours(12, 0, 0, 0);
+  for (let i = 0; day < new Date(to) && i < 400; i++) {
+    const key = `${day.getFullYear()}-${String(day.getMonth() + 1).padStart(2, '0')}-${String(day.getDate()).padStart(2, '0')}`;
+    days.push({ day: key, orders: counts.get(key) || 0 });
+    day.setDate(day.getDate() + 1);
+  }
+  return days.length ? days : perDay;
+}
 
 export function Analytics({ s, t }) {
   const [range, setRange] = useState('days7');
@@ -55,7 +69,11 @@ export function Analytics({ s, t }) {
   };
   const load = () => {
     setProblem(null);
-    loadAnalytics({ ...params(), utc_offset: -new Date().getTimezoneOffset() }).then(setReport, (e) => setProblem(e.message));
+    const range = params();
+    loadAnalytics({ ...range, utc_offset: -new Date().getTimezoneOffset() }).then(
+      (r) => setReport({ ...r, days: everyDay(r.orders.per_day, range.from, range.to) }),
+      (e) => setProblem(e.message),
+    );
   };
   useEffect(load, [range]);
 
@@ -104,8 +122,8 @@ export function Analytics({ s, t }) {
           <div class="charts">
             <section class="card">
               <h2>{t('ordersPerDay')}</h2>
-              {report.orders.per_day.length ? (
-                <BarChart labels={report.orders.per_day.map((d) => fmtDay(d.day))} values={report.orders.per_day.map((d) => d.orders)} color="#2563eb" label={t('ordersPerDay')} rtl={rtl} />
+              {report.orders.total ? (
+                <BarChart labels={report.days.map((d) => fmtDay(d.day))} values={report.days.map((d) => d.orders)} color="#2563eb" label={t('ordersPerDay')} rtl={rtl} />
               ) : (
                 <p class="empty">{t('nothingYet')}</p>
               )}

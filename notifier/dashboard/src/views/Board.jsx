@@ -5,6 +5,22 @@ import { acknowledge, moveOrder, selectConversation } from '../store.js';
 const COLUMNS = ['CONFIRMED', 'PREPARING', 'OUT_FOR_DELIVERY', 'DELIVERED', 'RATED', 'CANCELLED'];
 const LOW_RATING = 3;
 
+/** The address the bot recorded; a map link in it becomes a button-sized link. */
+function Address({ text, t }) {
+  const link = text.match(/https?:\/\/[^\s)]+/);
+  const plain = link ? text.replace(link[0], '').replace(/\(\s*\)/, '').trim() : text;
+  return (
+    <div dir="auto">
+      <span class="label">{t('address')}</span> {plain}{' '}
+      {link && (
+        <a class="chip" href={link[0]} target="_blank" rel="noopener noreferrer" onClick={(e) => e.stopPropagation()}>
+          📍 {t('openMap')}
+        </a>
+      )}
+    </div>
+  );
+}
+
 function OrderCard({ o, s, t }) {
   const [problem, setProblem] = useState(null);
   const [arming, setArming] = useState(false);
@@ -46,8 +62,8 @@ function OrderCard({ o, s, t }) {
             {t('lowRating')}
           </span>
         )}
-        <span class="fulfilment">{o.fulfilment === 'pickup' ? '🛍 ' + t('pickup') : '🛵 ' + t('delivery')}</span>
       </header>
+      <div class="fulfilment">{o.fulfilment === 'pickup' ? '🛍 ' + t('pickup') : '🛵 ' + t('delivery')}</div>
       <button class="customer link" onClick={() => o.conversation_id && selectConversation(o.conversation_id)}>
         {o.customer_name || phone(o.customer)} <span dir="ltr">{o.customer ? phone(o.customer) : ''}</span>
       </button>
@@ -67,11 +83,7 @@ function OrderCard({ o, s, t }) {
             <span class="label">{t('branch')}</span> {branch}
           </div>
         )}
-        {o.address && (
-          <div dir="auto">
-            <span class="label">{t('address')}</span> {o.address}
-          </div>
-        )}
+        {o.address && <Address text={o.address} t={t} />}
         {o.rating != null && (
           <div class="rating" data-testid="rating">
             <span class="label">{t('rating')}</span> <span class="stars">{stars(o.rating)}</span>
