@@ -27,13 +27,13 @@ pub struct PageQuery {
     pub limit: Option<i64>,
     /// The `next` cursor of the previous page, or an RFC3339 timestamp (the
     /// page starts strictly before that instant).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<BeforeDoc>, inline)]
     pub before: Option<Before>,
 }
 
 impl PageQuery {
     pub fn parse(raw: &str) -> Result<PageQuery, String> {
-        let q = Query::parse(raw)?;
+        let q = Query::parse(raw, &["limit", "before"])?;
         Ok(PageQuery {
             limit: Some(q.limit()?),
             before: q.before()?,
@@ -49,10 +49,11 @@ impl PageQuery {
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RangeQuery {
-    /// Start (RFC3339, inclusive); default 30 days before `to`.
-    pub from: DateTime<Utc>,
+    /// Start (RFC3339, inclusive); default 30 days before `to`. Must be
+    /// before `to`.
+    pub from: Option<DateTime<Utc>>,
     /// End (RFC3339, exclusive); default now.
-    pub to: DateTime<Utc>,
+    pub to: Option<DateTime<Utc>>,
     /// The viewer's UTC offset in minutes (−840…840, default 0): where the
     /// days of `orders.per_day` begin.
     #[param(minimum = -840, maximum = 840)]
@@ -60,8 +61,12 @@ pub struct RangeQuery {
 }
 
 impl RangeQuery {
-    pub fn parse(raw: &str, now: DateTime<Utc>) -> Result<RangeQuery, String> {
-        let q = Query::parse(raw)?;
+    /// The query and the range it names (`[from, to)`, defaults applied).
+    pub fn parse(
+        raw: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(RangeQuery, DateTime<Utc>, DateTime<Utc>), String> {
+        let q = Query::parse(raw, &["from", "to", "utc_offset"])?;
         let (from, to) = q.range(now)?;
         let utc_offset = match q.get("utc_offset") {
             None => None,
@@ -74,11 +79,13 @@ impl RangeQuery {
                 }
             },
         };
-        Ok(RangeQuery {
-            from,
-            to,
+        let given = |name| q.get(name).map(parse_time).transpose();
+        let query = RangeQuery {
+            from: given("from")?,
+            to: given("to")?,
             utc_offset,
-        })
+        };
+        Ok((query, from, to))
     }
 }
 
@@ -109,6 +116,36 @@ impl Cursor {
         Some(Cursor { at, id })
     }
 }
+
+/// How `before` is written, for the OpenAPI document: a cursor
+/// (`<unix micros>_<32 hex>`, or `null_<32 hex>` past the conversations
+/// that have messages) or an RFC3339 timestamp.
+pub struct BeforeDoc;
+
+/// The cursors [`Cursor::encode`] writes.
+pub const CURSOR_PATTERN: &str = r"^(-?[0-9]{1,16}|null)_[0-9a-fA-F]{32}$";
+
+impl utoipa::PartialSchema for BeforeDoc {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
+        };
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(CURSOR_PATTERN)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for BeforeDoc {}
 
 /// What `before` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,20 +198,38 @@ pub fn parse_time(raw: &str) -> Result<DateTime<Utc>, String> {
 }
 
 /// The parsed query string (`warp::query::raw`, or empty).
+#[derive(Debug)]
 pub struct Query(HashMap<String, String>);
 
 impl Query {
-    pub fn parse(raw: &str) -> Result<Query, String> {
-        serde_urlencoded::from_str::<Vec<(String, String)>>(raw)
-            .map(|pairs| Query(pairs.into_iter().collect()))
-            .map_err(|e| format!("invalid query string: {e}"))
+    /// Reads a query string whose parameters are all in `known`, each at
+    /// most once: an unknown or repeated name is a mistake worth a 400
+    /// (`?limt=5` would otherwise quietly give 50).
+    pub fn parse(raw: &str, known: &[&str]) -> Result<Query, String> {
+        let pairs = serde_urlencoded::from_str::<Vec<(String, String)>>(raw)
+            .map_err(|e| format!("invalid query string: {e}"))?;
+        let mut map = HashMap::new();
+        for (name, value) in pairs {
+            if !known.contains(&name.as_str()) {
+                return Err(format!(
+                    "unknown query parameter {name:?}; this route takes {}",
+                    match known {
+                        [] => "none".to_string(),
+                        names => names.join(", "),
+                    }
+                ));
+            }
+            if map.insert(name.clone(), value).is_some() {
+                return Err(format!("query parameter {name:?} is given twice"));
+            }
+        }
+        Ok(Query(map))
     }
 
+    /// A parameter's value. A parameter given empty (`?limit=`) is not a
+    /// way to leave it out: each reader refuses it as malformed.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.0.get(name).map(String::as_str)
     }
 
     /// `limit`: 1..=MAX_LIMIT, default DEFAULT_LIMIT.
@@ -214,6 +269,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cursors_match_the_documented_pattern() {
+        // The pattern, by hand: digits or `null`, `_`, 32 hex digits.
+        let documented = |s: &str| {
+            let Some((at, id)) = s.split_once('_') else {
+                return false;
+            };
+            let digits = at.strip_prefix('-').unwrap_or(at);
+            (at == "null"
+                || (!digits.is_empty()
+                    && digits.len() <= 16
+                    && digits.bytes().all(|b| b.is_ascii_digit())))
+                && id.len() == 32
+                && id.bytes().all(|b| b.is_ascii_hexdigit())
+        };
+        assert!(CURSOR_PATTERN.contains("{1,16}") && CURSOR_PATTERN.contains("{32}"));
+        let at = DateTime::from_timestamp_micros(1_718_000_000_123_456).unwrap();
+        for c in [
+            Cursor {
+                at: Some(at),
+                id: Uuid::new_v4(),
+            },
+            Cursor {
+                at: None,
+                id: Uuid::new_v4(),
+            },
+        ] {
+            assert!(documented(&c.encode()), "{}", c.encode());
+        }
+        // Every documented cursor is read back.
+        assert!(Before::parse(&format!("-{}_{}", "9".repeat(16), Uuid::nil().simple())).is_ok());
+        assert!(Before::parse(&format!("{}_{}", "9".repeat(16), Uuid::nil().simple())).is_ok());
+    }
+
+    #[test]
     fn cursors_round_trip() {
         let at = DateTime::from_timestamp_micros(1_718_000_000_123_456).unwrap();
         for c in [
@@ -246,32 +335,57 @@ mod tests {
 
     #[test]
     fn reads_limits_and_ranges() {
-        let q = Query::parse("limit=5&before=").unwrap();
+        let q = Query::parse("limit=5", &["limit", "before"]).unwrap();
         assert_eq!(q.limit(), Ok(5));
         assert_eq!(q.before(), Ok(None));
-        assert_eq!(Query::parse("").unwrap().limit(), Ok(DEFAULT_LIMIT));
+        assert!(Query::parse("before=", &["before"])
+            .unwrap()
+            .before()
+            .is_err());
+        assert!(Query::parse("limit=", &["limit"]).unwrap().limit().is_err());
+        assert_eq!(
+            Query::parse("", &["limit"]).unwrap().limit(),
+            Ok(DEFAULT_LIMIT)
+        );
         for bad in ["limit=0", "limit=201", "limit=x", "limit=-1"] {
-            assert!(Query::parse(bad).unwrap().limit().is_err(), "{bad}");
+            assert!(
+                Query::parse(bad, &["limit"]).unwrap().limit().is_err(),
+                "{bad}"
+            );
         }
         let now = parse_time("2024-06-30T00:00:00Z").unwrap();
-        let (from, to) = Query::parse("").unwrap().range(now).unwrap();
+        let (from, to) = Query::parse("", &[]).unwrap().range(now).unwrap();
         assert_eq!(to, now);
         assert_eq!(from, parse_time("2024-05-31T00:00:00Z").unwrap());
-        let q = Query::parse("from=2024-06-01T00:00:00%2B03:00&to=2024-06-02T00:00:00Z").unwrap();
+        let q = Query::parse(
+            "from=2024-06-01T00:00:00%2B03:00&to=2024-06-02T00:00:00Z",
+            &["from", "to"],
+        )
+        .unwrap();
         let (from, _) = q.range(now).unwrap();
         assert_eq!(from, parse_time("2024-05-31T21:00:00Z").unwrap());
-        assert!(
-            Query::parse("from=2024-06-02T00:00:00Z&to=2024-06-01T00:00:00Z")
-                .unwrap()
-                .range(now)
-                .is_err()
-        );
-        assert!(Query::parse("from=soon").unwrap().range(now).is_err());
-        let r = RangeQuery::parse("utc_offset=180", now).unwrap();
-        assert_eq!((r.to, r.utc_offset), (now, Some(180)));
+        assert!(Query::parse(
+            "from=2024-06-02T00:00:00Z&to=2024-06-01T00:00:00Z",
+            &["from", "to"]
+        )
+        .unwrap()
+        .range(now)
+        .is_err());
+        assert!(Query::parse("from=soon", &["from"])
+            .unwrap()
+            .range(now)
+            .is_err());
+        let (r, _, to) = RangeQuery::parse("utc_offset=180", now).unwrap();
+        assert_eq!((to, r.to, r.utc_offset), (now, None, Some(180)));
         for bad in ["utc_offset=841", "utc_offset=x", "utc_offset=1.5"] {
             assert!(RangeQuery::parse(bad, now).is_err(), "{bad}");
         }
+        assert!(Query::parse("limt=5", &["limit"])
+            .unwrap_err()
+            .contains("limt"));
+        assert!(Query::parse("limit=5&limit=6", &["limit"])
+            .unwrap_err()
+            .contains("twice"));
         let page = PageQuery::parse("limit=7").unwrap();
         assert_eq!((page.limit(), page.before), (7, None));
         assert!(PageQuery::parse("before=soon").is_err());

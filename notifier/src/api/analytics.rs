@@ -30,13 +30,13 @@ pub async fn get_analytics(
     scope: Scope,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let range =
+    let (range, from, to) =
         RangeQuery::parse(&request.query, chrono::Utc::now()).map_err(ApiError::BadRequest)?;
     let report = store::analytics(
         &app.pool,
         scope.restaurant_id,
-        range.from,
-        range.to,
+        from,
+        to,
         range.utc_offset.unwrap_or(0),
     )
     .await?;

@@ -47,7 +47,14 @@ pub struct MessagePage {
 /// A staff reply.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SendBody {
-    /// 1–1600 characters, not blank; no control characters but newlines and tabs.
+    /// 1–1600 characters, not blank; no control characters but newlines,
+    /// carriage returns and tabs (the pattern says what `validate_message`
+    /// checks).
+    #[schema(
+        min_length = 1,
+        max_length = 1600,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     pub message: String,
 }
 

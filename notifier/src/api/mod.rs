@@ -217,8 +217,12 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
 {
-    let (handler, mut params) = match router.find(method, path) {
-        Match::Found { handler, params } => (handler, params),
+    let (handler, mut params, documented) = match router.find(method, path) {
+        Match::Found {
+            handler,
+            params,
+            query,
+        } => (handler, params, query),
         Match::WrongMethod { allowed } => return Err(ApiError::MethodNotAllowed(allowed)),
         Match::NotFound => return Err(ApiError::NoRoute),
     };
@@ -226,6 +230,8 @@ where
         .auth
         .from_header(authorization.as_deref())
         .map_err(ApiError::Unauthorized)?;
+    let names: Vec<&str> = documented.iter().map(String::as_str).collect();
+    crate::paging::Query::parse(&query, &names).map_err(ApiError::BadRequest)?;
     let body = read_body(body, MAX_BODY_BYTES).await?;
     let id = params.remove(0).1;
     let scope = scope(app, principal, &id).await?;

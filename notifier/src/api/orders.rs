@@ -39,7 +39,7 @@ pub struct OrdersQuery {
 
 impl OrdersQuery {
     pub fn parse(raw: &str) -> Result<OrdersQuery, ApiError> {
-        let q = Query::parse(raw).map_err(ApiError::BadRequest)?;
+        let q = Query::parse(raw, &["status", "limit"]).map_err(ApiError::BadRequest)?;
         Ok(OrdersQuery {
             status: q.get("status").map(parse_status).transpose()?,
             limit: Some(q.limit().map_err(ApiError::BadRequest)?),

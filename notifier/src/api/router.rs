@@ -2,7 +2,10 @@
 //!
 //! Pure: built once from the document, then asked for each request.
 
-use utoipa::openapi::{path::Operation, OpenApi, PathItem};
+use utoipa::openapi::{
+    path::{Operation, ParameterIn},
+    OpenApi, PathItem,
+};
 use warp::http::Method;
 
 use super::Handler;
@@ -19,6 +22,8 @@ enum Segment {
 struct Route {
     method: Method,
     segments: Vec<Segment>,
+    /// The query parameters the operation documents.
+    query: Vec<String>,
     handler: Handler,
 }
 
@@ -28,6 +33,8 @@ pub enum Match {
     Found {
         handler: Handler,
         params: Vec<(String, String)>,
+        /// The query parameters it documents (any other is refused).
+        query: Vec<String>,
     },
     /// The path exists with other methods.
     WrongMethod {
@@ -61,9 +68,17 @@ impl Router {
                     .ok_or_else(|| format!("{method} {path} has no operation id"))?;
                 let handler =
                     handler_for(id).ok_or_else(|| format!("{method} {path}: no handler {id}"))?;
+                let query = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .filter(|p| p.parameter_in == ParameterIn::Query)
+                    .map(|p| p.name.clone())
+                    .collect();
                 routes.push(Route {
                     method,
                     segments: segments.clone(),
+                    query,
                     handler,
                 });
             }
@@ -90,6 +105,7 @@ impl Router {
                 return Match::Found {
                     handler: route.handler,
                     params,
+                    query: route.query.clone(),
                 };
             }
             allowed.push(route.method.clone());
