@@ -30,15 +30,16 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 /// How long a hashed asset may be cached.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-/// `GET /` and `GET /assets/<file>`.
+/// `GET /` and `GET /assets/<file>` (and HEAD).
 pub fn routes() -> BoxedFilter<(Response,)> {
     let if_none_match = warp::header::optional::<String>("if-none-match");
+    let read = || warp::get().or(warp::head()).unify();
     let index = warp::path::end()
-        .and(warp::get())
+        .and(read())
         .and(if_none_match)
         .map(|etag: Option<String>| serve("index.html", etag.as_deref()));
     let asset = warp::path!("assets" / String)
-        .and(warp::get())
+        .and(read())
         .and(if_none_match)
         .map(|name: String, etag: Option<String>| {
             serve(&format!("assets/{name}"), etag.as_deref())

@@ -118,7 +118,7 @@ pub async fn conversations(
                                            'kind', m.kind, 'body', m.body,
                                            'created_at', m.created_at)
                  FROM messages m WHERE m.conversation_id = conversations.id
-                 ORDER BY m.created_at DESC, m.id DESC LIMIT 1) AS last_message
+                 ORDER BY m.created_at DESC, m.seq DESC LIMIT 1) AS last_message
          FROM conversations
          WHERE restaurant_id = $1
            AND (NOT $2
@@ -206,7 +206,9 @@ impl From<MessageRow> for MessageView {
 }
 
 /// The most recent messages (before a cursor), newest first; at most
-/// `limit + 1`.
+/// `limit + 1`. Messages of one instant are ordered as they were written
+/// (`seq`): a customer's message before the bot's replies to it. A cursor
+/// names its last message; a timestamp (nil id) excludes that instant.
 pub async fn messages_newest_first(
     pool: &PgPool,
     restaurant_id: Uuid,
@@ -224,8 +226,10 @@ pub async fn messages_newest_first(
                 error_code, error_message
          FROM messages
          WHERE conversation_id = $1 AND restaurant_id = $2
-           AND (NOT $3 OR (created_at, id) < ($4::timestamptz, $5))
-         ORDER BY created_at DESC, id DESC
+           AND (NOT $3 OR (created_at, seq) < ($4::timestamptz,
+                COALESCE((SELECT c.seq FROM messages c
+                          WHERE c.id = $5 AND c.conversation_id = $1), 0)))
+         ORDER BY created_at DESC, seq DESC
          LIMIT $6",
     )
     .bind(conversation_id)

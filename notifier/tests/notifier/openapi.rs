@@ -206,6 +206,9 @@ async fn the_dashboard_is_served_with_a_strict_policy() {
         .await
         .unwrap();
     assert_eq!(again.status(), 304);
+    let head = stage.http.head(stage.url("/")).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert!(head.headers().contains_key("content-security-policy"));
     let missing = stage
         .http
         .get(stage.url("/assets/nope-AAAAAAAA.js"))
