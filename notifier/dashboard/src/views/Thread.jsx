@@ -9,12 +9,22 @@ function statusLabel(status, t) {
   return key ? t(key) : status;
 }
 
+/** Only web links open from a message: never `javascript:` or `data:`. */
+function webUrl(url) {
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === 'https:' || parsed.protocol === 'http:' ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
 function Extras({ m, t }) {
   const p = m.payload || {};
   const parts = [];
-  for (const media of p.media || []) {
+  for (const media of (p.media || []).filter((x) => webUrl(x.url))) {
     parts.push(
-      <a class="chip" href={media.url} target="_blank" rel="noopener noreferrer">
+      <a class="chip" href={webUrl(media.url)} target="_blank" rel="noopener noreferrer">
         📎 {t('attachment')} {media.content_type ? `(${media.content_type})` : ''}
       </a>,
     );
