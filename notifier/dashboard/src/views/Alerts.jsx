@@ -6,7 +6,7 @@ export function Alerts({ s, t }) {
   return (
     <div class="alerts" aria-live="assertive">
       {s.alerts.slice(-4).map((a) => (
-        <div class={`alert ${a.kind}`} role="alert" data-testid={`alert-${a.kind}`}>
+        <div class={`alert alert-${a.kind}`} role="alert" data-testid={`alert-${a.kind}`}>
           <button class="alert-body" onClick={() => setTab('orders')}>
             {a.kind === 'order'
               ? t('newOrderAlert', { n: a.number })
