@@ -15,6 +15,7 @@ export ROUTER_OPS_PORT := env_var_or_default("ROUTER_OPS_PORT", "9101")
 export CONVERSATION_OPS_PORT := env_var_or_default("CONVERSATION_OPS_PORT", "9102")
 export ORDER_OPS_PORT := env_var_or_default("ORDER_OPS_PORT", "9103")
 export OUTBOUND_OPS_PORT := env_var_or_default("OUTBOUND_OPS_PORT", "9104")
+export DASHBOARD_URL := env_var_or_default("DASHBOARD_URL", "http://127.0.0.1:" + NOTIFIER_PORT)
 export PUBLIC_URL := env_var_or_default("PUBLIC_URL", "http://127.0.0.1:" + INGEST_PORT)
 export INGEST_ADDR := "0.0.0.0:" + INGEST_PORT
 export NOTIFIER_ADDR := "0.0.0.0:" + NOTIFIER_PORT
@@ -33,10 +34,32 @@ default:
 up:
     tools/ops/up.sh
 
-# The whole test suite against real NATS and PostgreSQL.
+# The whole test suite against real NATS and PostgreSQL, the dashboard in headless Chromium, the API under schemathesis.
 test:
     tools/ops/ensure-services.sh
+    tools/ops/ensure-test-tools.sh
     cargo test --workspace --all-targets --no-fail-fast
+    just dashboard-check
+
+# schemathesis against a running notifier: generated requests for every operation of /api/openapi.json.
+api-fuzz:
+    tools/ops/ensure-services.sh
+    tools/ops/ensure-test-tools.sh
+    cargo test -p waiter-e2e --test api_schema -- --nocapture
+
+# The dashboard in headless Chromium through the whole pipeline (screenshots in target/dashboard-screenshots).
+test-dashboard:
+    tools/ops/ensure-services.sh
+    tools/ops/ensure-test-tools.sh
+    cargo test -p waiter-e2e --test dashboard
+
+# The dashboard's built assets (notifier/dashboard/dist, embedded by cargo) match its sources.
+dashboard-check:
+    cd notifier/dashboard && npm ci --no-audit --no-fund --silent && npm test
+
+# Rebuild the dashboard's assets after changing notifier/dashboard/src (then commit dist/).
+dashboard-build:
+    cd notifier/dashboard && npm ci --no-audit --no-fund --silent && npm run build
 
 # Formatting and lints, as CI checks them.
 lint:
@@ -71,9 +94,9 @@ tenant *args:
 tenants:
     cargo run -q -p waiterctl -- tenant list
 
-# Mint a dashboard JWT: just jwt <restaurant id or slug> [staff|admin]
+# A dashboard login link, the token in its #fragment (the bare JWT: waiterctl jwt without --link): just jwt <restaurant id or slug> [staff|admin]
 jwt restaurant role="staff":
-    cargo run -q -p waiterctl -- jwt --restaurant "$1" --role "$2"
+    cargo run -q -p waiterctl -- jwt --restaurant "$1" --role "$2" --link
 
 # Apply database migrations.
 migrate:

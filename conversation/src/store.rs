@@ -187,6 +187,8 @@ impl MessageRow {
             limited: self.limited_reason.is_some(),
             payload: self.payload.clone(),
             created_at: self.created_at,
+            error_code: None,
+            error_message: None,
         }
     }
 }

@@ -99,6 +99,7 @@ impl DashboardEvent {
 
 /// A message as dashboards see it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageView {
     pub id: Uuid,
     pub restaurant_id: Uuid,
@@ -114,10 +115,17 @@ pub struct MessageView {
     pub limited: bool,
     pub payload: serde_json::Value,
     pub created_at: DateTime<Utc>,
+    /// Twilio's error code of a failed outbound message.
+    #[serde(default)]
+    pub error_code: Option<String>,
+    /// Twilio's reason for that failure.
+    #[serde(default)]
+    pub error_message: Option<String>,
 }
 
 /// A conversation as dashboards list it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConversationView {
     pub id: Uuid,
     pub restaurant_id: Uuid,
@@ -130,6 +138,7 @@ pub struct ConversationView {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderLineView {
     pub item_id: Uuid,
     pub name: String,
@@ -140,6 +149,7 @@ pub struct OrderLineView {
 
 /// An order as dashboards see it. Amounts are in minor units (fils, cents).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderView {
     pub id: Uuid,
     pub restaurant_id: Uuid,

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 
 use serde_json::json;
 use warp::{
-    http::StatusCode,
+    http::{header, HeaderValue, Method, StatusCode},
     reply::{Reply, Response},
     Rejection,
 };
@@ -22,6 +22,14 @@ pub enum ApiError {
     /// Unknown, or another restaurant's (never told apart: invariant 4).
     #[error("not found")]
     NotFound,
+    /// No operation of the API has this path.
+    #[error("no such route")]
+    NoRoute,
+    /// The path exists with these methods only.
+    #[error("method not allowed")]
+    MethodNotAllowed(Vec<Method>),
+    #[error("body over {0} bytes")]
+    PayloadTooLarge(usize),
     #[error("bad request: {0}")]
     BadRequest(String),
     #[error("illegal transition: {0}")]
@@ -53,7 +61,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::IllegalTransition(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -66,7 +76,9 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::NotFound => "not_found",
+            ApiError::NotFound | ApiError::NoRoute => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::IllegalTransition(_) => "illegal_transition",
             ApiError::Unavailable(_) => "unavailable",
@@ -80,6 +92,14 @@ impl ApiError {
         match self {
             ApiError::Unauthorized(e) => e.to_string(),
             ApiError::NotFound => "no such resource".into(),
+            ApiError::NoRoute => NO_ROUTE.into(),
+            ApiError::MethodNotAllowed(allowed) => format!(
+                "method not allowed on this resource (allowed: {})",
+                allow_list(allowed)
+            ),
+            ApiError::PayloadTooLarge(limit) => {
+                format!("request body too large (at most {limit} bytes)")
+            }
             ApiError::BadRequest(r)
             | ApiError::IllegalTransition(r)
             | ApiError::Unavailable(r)
@@ -115,8 +135,26 @@ impl Reply for ApiError {
             }
             _ => {}
         }
-        json_error(self.status(), self.code(), &self.reason())
+        let mut response = json_error(self.status(), self.code(), &self.reason());
+        if let ApiError::MethodNotAllowed(allowed) = &self {
+            if let Ok(value) = HeaderValue::from_str(&allow_list(allowed)) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+        }
+        response
     }
+}
+
+/// The `reason` of a 404 for a path no operation has (a 404 for a row
+/// that does not exist says "no such resource").
+pub const NO_ROUTE: &str = "no such route";
+
+fn allow_list(methods: &[Method]) -> String {
+    methods
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn json_error(status: StatusCode, code: &str, reason: &str) -> Response {
@@ -136,7 +174,7 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
         // Handlers answer errors themselves; this is for filters.
         json_error(e.status(), e.code(), &e.reason())
     } else if rejection.is_not_found() {
-        json_error(StatusCode::NOT_FOUND, "not_found", "no such resource")
+        json_error(StatusCode::NOT_FOUND, "not_found", NO_ROUTE)
     } else if rejection.find::<reject::MethodNotAllowed>().is_some() {
         json_error(
             StatusCode::METHOD_NOT_ALLOWED,

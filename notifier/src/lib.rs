@@ -2,7 +2,9 @@
 //!
 //! One HTTP port serves
 //! - `GET /ws` — the WebSocket fan-out of a restaurant's events ([`ws`]),
-//! - the REST API under `/api/restaurants/:id/...` ([`api`]),
+//! - the REST API under `/api/restaurants/{id}/...` and its OpenAPI 3.1
+//!   document at `/api/openapi.json` ([`api`]),
+//! - the staff dashboard at `/`, its assets embedded ([`dashboard`]),
 //! - `GET /health` and `GET /metrics`.
 //!
 //! Every request carries a dashboard JWT ([`auth`]); each user sees only its
@@ -11,6 +13,7 @@
 pub mod api;
 pub mod auth;
 pub mod channels;
+pub mod dashboard;
 pub mod error;
 pub mod feed;
 pub mod paging;
@@ -188,6 +191,7 @@ pub async fn start(
         .or(ws::route(app.clone()))
         .unify()
         .or(waiter_runtime::ops::routes(health))
+        .or(dashboard::routes())
         .recover(error::recover);
     let signal = shutdown.clone();
     let (addr, server) = warp::serve(routes)

@@ -8,12 +8,86 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 200;
 /// The default analytics window, ending now.
 pub const DEFAULT_RANGE_DAYS: i64 = 30;
+/// The widest UTC offset of a time zone, in minutes (UTC+14).
+pub const MAX_UTC_OFFSET_MINUTES: i32 = 14 * 60;
+
+/// `?limit&before` of a paged list.
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+    /// The `next` cursor of the previous page, or an RFC3339 timestamp (the
+    /// page starts strictly before that instant).
+    #[param(value_type = Option<BeforeDoc>, inline)]
+    pub before: Option<Before>,
+}
+
+impl PageQuery {
+    pub fn parse(raw: &str) -> Result<PageQuery, String> {
+        let q = Query::parse(raw, &["limit", "before"])?;
+        Ok(PageQuery {
+            limit: Some(q.limit()?),
+            before: q.before()?,
+        })
+    }
+
+    pub fn limit(&self) -> i64 {
+        self.limit.unwrap_or(DEFAULT_LIMIT)
+    }
+}
+
+/// `?from&to&utc_offset` of the analytics.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RangeQuery {
+    /// Start (RFC3339, inclusive); default 30 days before `to`. Must be
+    /// before `to`.
+    pub from: Option<DateTime<Utc>>,
+    /// End (RFC3339, exclusive); default now.
+    pub to: Option<DateTime<Utc>>,
+    /// The viewer's UTC offset in minutes (−840…840, default 0): where the
+    /// days of `orders.per_day` begin.
+    #[param(minimum = -840, maximum = 840)]
+    pub utc_offset: Option<i32>,
+}
+
+impl RangeQuery {
+    /// The query and the range it names (`[from, to)`, defaults applied).
+    pub fn parse(
+        raw: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(RangeQuery, DateTime<Utc>, DateTime<Utc>), String> {
+        let q = Query::parse(raw, &["from", "to", "utc_offset"])?;
+        let (from, to) = q.range(now)?;
+        let utc_offset = match q.get("utc_offset") {
+            None => None,
+            Some(raw) => match raw.parse::<i32>() {
+                Ok(m) if m.abs() <= MAX_UTC_OFFSET_MINUTES => Some(m),
+                _ => {
+                    return Err(format!(
+                        "`utc_offset` must be minutes from -{MAX_UTC_OFFSET_MINUTES} to {MAX_UTC_OFFSET_MINUTES}, got {raw:?}"
+                    ))
+                }
+            },
+        };
+        let given = |name| q.get(name).map(parse_time).transpose();
+        let query = RangeQuery {
+            from: given("from")?,
+            to: given("to")?,
+            utc_offset,
+        };
+        Ok((query, from, to))
+    }
+}
 
 /// A position in a list ordered by (timestamp, id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +116,36 @@ impl Cursor {
         Some(Cursor { at, id })
     }
 }
+
+/// How `before` is written, for the OpenAPI document: a cursor
+/// (`<unix micros>_<32 hex>`, or `null_<32 hex>` past the conversations
+/// that have messages) or an RFC3339 timestamp.
+pub struct BeforeDoc;
+
+/// The cursors [`Cursor::encode`] writes.
+pub const CURSOR_PATTERN: &str = r"^(-?[0-9]{1,16}|null)_[0-9a-fA-F]{32}$";
+
+impl utoipa::PartialSchema for BeforeDoc {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
+        };
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(CURSOR_PATTERN)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for BeforeDoc {}
 
 /// What `before` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,20 +198,38 @@ pub fn parse_time(raw: &str) -> Result<DateTime<Utc>, String> {
 }
 
 /// The parsed query string (`warp::query::raw`, or empty).
+#[derive(Debug)]
 pub struct Query(HashMap<String, String>);
 
 impl Query {
-    pub fn parse(raw: &str) -> Result<Query, String> {
-        serde_urlencoded::from_str::<Vec<(String, String)>>(raw)
-            .map(|pairs| Query(pairs.into_iter().collect()))
-            .map_err(|e| format!("invalid query string: {e}"))
+    /// Reads a query string whose parameters are all in `known`, each at
+    /// most once: an unknown or repeated name is a mistake worth a 400
+    /// (`?limt=5` would otherwise quietly give 50).
+    pub fn parse(raw: &str, known: &[&str]) -> Result<Query, String> {
+        let pairs = serde_urlencoded::from_str::<Vec<(String, String)>>(raw)
+            .map_err(|e| format!("invalid query string: {e}"))?;
+        let mut map = HashMap::new();
+        for (name, value) in pairs {
+            if !known.contains(&name.as_str()) {
+                return Err(format!(
+                    "unknown query parameter {name:?}; this route takes {}",
+                    match known {
+                        [] => "none".to_string(),
+                        names => names.join(", "),
+                    }
+                ));
+            }
+            if map.insert(name.clone(), value).is_some() {
+                return Err(format!("query parameter {name:?} is given twice"));
+            }
+        }
+        Ok(Query(map))
     }
 
+    /// A parameter's value. A parameter given empty (`?limit=`) is not a
+    /// way to leave it out: each reader refuses it as malformed.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.0.get(name).map(String::as_str)
     }
 
     /// `limit`: 1..=MAX_LIMIT, default DEFAULT_LIMIT.
@@ -146,8 +268,22 @@ impl Query {
 mod tests {
     use super::*;
 
+    /// CURSOR_PATTERN, by hand: digits (at most 16) or `null`, `_`, 32 hex digits.
+    fn documented(s: &str) -> bool {
+        let Some((at, id)) = s.split_once('_') else {
+            return false;
+        };
+        let digits = at.strip_prefix('-').unwrap_or(at);
+        let at_ok = at == "null"
+            || (!digits.is_empty()
+                && digits.len() <= 16
+                && digits.bytes().all(|b| b.is_ascii_digit()));
+        at_ok && id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+    }
+
     #[test]
     fn cursors_round_trip() {
+        assert!(CURSOR_PATTERN.contains("{1,16}") && CURSOR_PATTERN.contains("{32}"));
         let at = DateTime::from_timestamp_micros(1_718_000_000_123_456).unwrap();
         for c in [
             Cursor {
@@ -160,7 +296,15 @@ mod tests {
             },
         ] {
             assert_eq!(Before::parse(&c.encode()), Ok(Before::Cursor(c)));
+            assert!(
+                documented(&c.encode()),
+                "{} matches CURSOR_PATTERN",
+                c.encode()
+            );
         }
+        // The longest documented cursors are read back too.
+        assert!(Before::parse(&format!("-{}_{}", "9".repeat(16), Uuid::nil().simple())).is_ok());
+        assert!(Before::parse(&format!("{}_{}", "9".repeat(16), Uuid::nil().simple())).is_ok());
     }
 
     #[test]
@@ -179,26 +323,59 @@ mod tests {
 
     #[test]
     fn reads_limits_and_ranges() {
-        let q = Query::parse("limit=5&before=").unwrap();
+        let q = Query::parse("limit=5", &["limit", "before"]).unwrap();
         assert_eq!(q.limit(), Ok(5));
         assert_eq!(q.before(), Ok(None));
-        assert_eq!(Query::parse("").unwrap().limit(), Ok(DEFAULT_LIMIT));
+        assert!(Query::parse("before=", &["before"])
+            .unwrap()
+            .before()
+            .is_err());
+        assert!(Query::parse("limit=", &["limit"]).unwrap().limit().is_err());
+        assert_eq!(
+            Query::parse("", &["limit"]).unwrap().limit(),
+            Ok(DEFAULT_LIMIT)
+        );
         for bad in ["limit=0", "limit=201", "limit=x", "limit=-1"] {
-            assert!(Query::parse(bad).unwrap().limit().is_err(), "{bad}");
+            assert!(
+                Query::parse(bad, &["limit"]).unwrap().limit().is_err(),
+                "{bad}"
+            );
         }
         let now = parse_time("2024-06-30T00:00:00Z").unwrap();
-        let (from, to) = Query::parse("").unwrap().range(now).unwrap();
+        let (from, to) = Query::parse("", &[]).unwrap().range(now).unwrap();
         assert_eq!(to, now);
         assert_eq!(from, parse_time("2024-05-31T00:00:00Z").unwrap());
-        let q = Query::parse("from=2024-06-01T00:00:00%2B03:00&to=2024-06-02T00:00:00Z").unwrap();
+        let q = Query::parse(
+            "from=2024-06-01T00:00:00%2B03:00&to=2024-06-02T00:00:00Z",
+            &["from", "to"],
+        )
+        .unwrap();
         let (from, _) = q.range(now).unwrap();
         assert_eq!(from, parse_time("2024-05-31T21:00:00Z").unwrap());
-        assert!(
-            Query::parse("from=2024-06-02T00:00:00Z&to=2024-06-01T00:00:00Z")
-                .unwrap()
-                .range(now)
-                .is_err()
-        );
-        assert!(Query::parse("from=soon").unwrap().range(now).is_err());
+        assert!(Query::parse(
+            "from=2024-06-02T00:00:00Z&to=2024-06-01T00:00:00Z",
+            &["from", "to"]
+        )
+        .unwrap()
+        .range(now)
+        .is_err());
+        assert!(Query::parse("from=soon", &["from"])
+            .unwrap()
+            .range(now)
+            .is_err());
+        let (r, _, to) = RangeQuery::parse("utc_offset=180", now).unwrap();
+        assert_eq!((to, r.to, r.utc_offset), (now, None, Some(180)));
+        for bad in ["utc_offset=841", "utc_offset=x", "utc_offset=1.5"] {
+            assert!(RangeQuery::parse(bad, now).is_err(), "{bad}");
+        }
+        assert!(Query::parse("limt=5", &["limit"])
+            .unwrap_err()
+            .contains("limt"));
+        assert!(Query::parse("limit=5&limit=6", &["limit"])
+            .unwrap_err()
+            .contains("twice"));
+        let page = PageQuery::parse("limit=7").unwrap();
+        assert_eq!((page.limit(), page.before), (7, None));
+        assert!(PageQuery::parse("before=soon").is_err());
     }
 }

@@ -4,12 +4,13 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{types::Json, FromRow, PgPool};
+use utoipa::ToSchema;
 use uuid::Uuid;
 use waiter_nats::{
     events::{ConversationView, MessageView, OrderLineView, OrderView},
-    messages::OrderStatus,
+    messages::{Fulfilment, OrderStatus},
 };
 
 use crate::{error::ApiError, paging::Cursor};
@@ -70,6 +71,34 @@ pub async fn conversation(
     row.map(Into::into).ok_or(ApiError::NotFound)
 }
 
+/// The newest message of a conversation, for the list's preview line.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct LastMessage {
+    /// `in` or `out`.
+    pub direction: String,
+    /// `customer`, `bot`, `staff` or `system`.
+    pub author: String,
+    pub kind: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A conversation as the list shows it: the conversation and its newest
+/// message.
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+pub struct ConversationSummary {
+    #[serde(flatten)]
+    pub conversation: ConversationView,
+    pub last_message: Option<LastMessage>,
+}
+
+#[derive(FromRow)]
+struct SummaryRow {
+    #[sqlx(flatten)]
+    conversation: ConversationRow,
+    last_message: Option<Json<LastMessage>>,
+}
+
 /// Newest first by `last_message_at` (conversations without messages last),
 /// ties by id; `before` continues after a cursor. Returns `limit + 1` rows
 /// at most, so the caller knows whether another page exists.
@@ -78,13 +107,19 @@ pub async fn conversations(
     restaurant_id: Uuid,
     before: Option<Cursor>,
     limit: i64,
-) -> Result<Vec<ConversationView>, ApiError> {
+) -> Result<Vec<ConversationSummary>, ApiError> {
     let (has_cursor, at, id) = match before {
         Some(c) => (true, c.at, c.id),
         None => (false, None, Uuid::nil()),
     };
-    let rows: Vec<ConversationRow> = sqlx::query_as(&format!(
-        "SELECT {CONVERSATION_COLUMNS} FROM conversations
+    let rows: Vec<SummaryRow> = sqlx::query_as(&format!(
+        "SELECT {CONVERSATION_COLUMNS},
+                (SELECT jsonb_build_object('direction', m.direction, 'author', m.author,
+                                           'kind', m.kind, 'body', m.body,
+                                           'created_at', m.created_at)
+                 FROM messages m WHERE m.conversation_id = conversations.id
+                 ORDER BY m.created_at DESC, m.seq DESC LIMIT 1) AS last_message
+         FROM conversations
          WHERE restaurant_id = $1
            AND (NOT $2
                 OR ($3::timestamptz IS NOT NULL
@@ -102,7 +137,13 @@ pub async fn conversations(
     .bind(limit + 1)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| ConversationSummary {
+            conversation: r.conversation.into(),
+            last_message: r.last_message.map(|m| m.0),
+        })
+        .collect())
 }
 
 /// Marks a conversation read; None when it is not this restaurant's.
@@ -139,6 +180,8 @@ struct MessageRow {
     limited: bool,
     payload: serde_json::Value,
     created_at: DateTime<Utc>,
+    error_code: Option<String>,
+    error_message: Option<String>,
 }
 
 impl From<MessageRow> for MessageView {
@@ -156,12 +199,16 @@ impl From<MessageRow> for MessageView {
             limited: r.limited,
             payload: r.payload,
             created_at: r.created_at,
+            error_code: r.error_code,
+            error_message: r.error_message,
         }
     }
 }
 
 /// The most recent messages (before a cursor), newest first; at most
-/// `limit + 1`.
+/// `limit + 1`. Messages of one instant are ordered as they were written
+/// (`seq`): a customer's message before the bot's replies to it. A cursor
+/// names its last message; a timestamp (nil id) excludes that instant.
 pub async fn messages_newest_first(
     pool: &PgPool,
     restaurant_id: Uuid,
@@ -175,11 +222,14 @@ pub async fn messages_newest_first(
     };
     let rows: Vec<MessageRow> = sqlx::query_as(
         "SELECT id, restaurant_id, conversation_id, direction, author, kind, body, status,
-                wa_sid, limited_reason IS NOT NULL AS limited, payload, created_at
+                wa_sid, limited_reason IS NOT NULL AS limited, payload, created_at,
+                error_code, error_message
          FROM messages
          WHERE conversation_id = $1 AND restaurant_id = $2
-           AND (NOT $3 OR (created_at, id) < ($4::timestamptz, $5))
-         ORDER BY created_at DESC, id DESC
+           AND (NOT $3 OR (created_at, seq) < ($4::timestamptz,
+                COALESCE((SELECT c.seq FROM messages c
+                          WHERE c.id = $5 AND c.conversation_id = $1), 0)))
+         ORDER BY created_at DESC, seq DESC
          LIMIT $6",
     )
     .bind(conversation_id)
@@ -213,9 +263,41 @@ struct OrderRow {
     rating_comment: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    customer: String,
+    customer_name: Option<String>,
+    address: Option<String>,
+    branch_id: Option<Uuid>,
+    branch_name_en: Option<String>,
+    branch_name_ar: Option<String>,
 }
 
-impl TryFrom<OrderRow> for OrderView {
+/// The branch an order is for, in both languages.
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+pub struct BranchRef {
+    pub id: Uuid,
+    pub name_en: String,
+    pub name_ar: String,
+}
+
+/// An order as the dashboard's board shows it: the order (as its events
+/// carry it) plus who ordered, where it goes, and the statuses staff may
+/// move it to next (from the order stage's state machine).
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+pub struct OrderCard {
+    #[serde(flatten)]
+    pub order: OrderView,
+    /// The customer's WhatsApp address (`whatsapp:+…`).
+    pub customer: String,
+    pub customer_name: Option<String>,
+    /// The delivery address the customer gave (delivery orders).
+    pub address: Option<String>,
+    /// The branch that prepares it (or where it is picked up).
+    pub branch: Option<BranchRef>,
+    /// Legal next statuses for staff, forward steps first.
+    pub next_statuses: Vec<OrderStatus>,
+}
+
+impl TryFrom<OrderRow> for OrderCard {
     type Error = ApiError;
 
     fn try_from(r: OrderRow) -> Result<Self, ApiError> {
@@ -224,30 +306,57 @@ impl TryFrom<OrderRow> for OrderView {
         })?;
         let lines: Vec<OrderLineView> = serde_json::from_value(r.lines.0)
             .map_err(|e| ApiError::Internal(format!("order {} has malformed lines: {e}", r.id)))?;
-        Ok(OrderView {
-            id: r.id,
-            restaurant_id: r.restaurant_id,
-            conversation_id: r.conversation_id,
-            number: r.number,
-            status,
-            fulfilment: r.fulfilment,
-            payment_method: r.payment_method,
-            lines,
-            subtotal: r.subtotal,
-            delivery_fee: r.delivery_fee,
-            total: r.total,
-            currency: r.currency,
-            rating: r.rating,
-            rating_comment: r.rating_comment,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+        let fulfilment = fulfilment(&r.fulfilment);
+        let branch = match (r.branch_id, r.branch_name_en, r.branch_name_ar) {
+            (Some(id), Some(name_en), Some(name_ar)) => Some(BranchRef {
+                id,
+                name_en,
+                name_ar,
+            }),
+            _ => None,
+        };
+        Ok(OrderCard {
+            next_statuses: order::machine::staff_next(status, fulfilment),
+            order: OrderView {
+                id: r.id,
+                restaurant_id: r.restaurant_id,
+                conversation_id: r.conversation_id,
+                number: r.number,
+                status,
+                fulfilment: r.fulfilment,
+                payment_method: r.payment_method,
+                lines,
+                subtotal: r.subtotal,
+                delivery_fee: r.delivery_fee,
+                total: r.total,
+                currency: r.currency,
+                rating: r.rating,
+                rating_comment: r.rating_comment,
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+            },
+            customer: r.customer,
+            customer_name: r.customer_name,
+            address: r.address,
+            branch,
         })
     }
 }
 
-const ORDER_COLUMNS: &str = "id, restaurant_id, conversation_id, number, status, fulfilment, \
-     payment_method, lines, subtotal, delivery_fee, total, currency, rating, rating_comment, \
-     created_at, updated_at";
+/// An order's `fulfilment` column (`delivery` | `pickup`).
+pub fn fulfilment(column: &str) -> Fulfilment {
+    match column {
+        "pickup" => Fulfilment::Pickup,
+        _ => Fulfilment::Delivery,
+    }
+}
+
+const ORDER_QUERY: &str = "SELECT o.id, o.restaurant_id, o.conversation_id, o.number, o.status, \
+     o.fulfilment, o.payment_method, o.lines, o.subtotal, o.delivery_fee, o.total, o.currency, \
+     o.rating, o.rating_comment, o.created_at, o.updated_at, c.customer, c.customer_name, \
+     o.address, o.branch_id, b.name_en AS branch_name_en, b.name_ar AS branch_name_ar \
+     FROM orders o JOIN conversations c ON c.id = o.conversation_id \
+     LEFT JOIN branches b ON b.id = o.branch_id";
 
 /// Newest first, optionally of one status.
 pub async fn orders(
@@ -255,11 +364,11 @@ pub async fn orders(
     restaurant_id: Uuid,
     status: Option<OrderStatus>,
     limit: i64,
-) -> Result<Vec<OrderView>, ApiError> {
+) -> Result<Vec<OrderCard>, ApiError> {
     let rows: Vec<OrderRow> = sqlx::query_as(&format!(
-        "SELECT {ORDER_COLUMNS} FROM orders
-         WHERE restaurant_id = $1 AND ($2::text IS NULL OR status = $2)
-         ORDER BY created_at DESC, id DESC
+        "{ORDER_QUERY}
+         WHERE o.restaurant_id = $1 AND ($2::text IS NULL OR o.status = $2)
+         ORDER BY o.created_at DESC, o.id DESC
          LIMIT $3"
     ))
     .bind(restaurant_id)
@@ -274,9 +383,9 @@ pub async fn order(
     pool: &PgPool,
     restaurant_id: Uuid,
     order_id: Uuid,
-) -> Result<OrderView, ApiError> {
+) -> Result<OrderCard, ApiError> {
     let row: Option<OrderRow> = sqlx::query_as(&format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND restaurant_id = $2"
+        "{ORDER_QUERY} WHERE o.id = $1 AND o.restaurant_id = $2"
     ))
     .bind(order_id)
     .bind(restaurant_id)
@@ -287,7 +396,7 @@ pub async fn order(
 
 // -------------------------------------------------------------- analytics
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct Analytics {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
@@ -297,13 +406,24 @@ pub struct Analytics {
     pub top_items: Vec<TopItem>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct OrderVolume {
     pub total: i64,
+    /// Every status, with 0 when there is none.
     pub by_status: BTreeMap<String, i64>,
+    /// Orders created per day (days at the viewer's `utc_offset`), only
+    /// days that have orders, oldest first.
+    pub per_day: Vec<DayVolume>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, FromRow, ToSchema)]
+pub struct DayVolume {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub orders: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct RatingDistribution {
     #[serde(rename = "1")]
     pub one: i64,
@@ -319,7 +439,7 @@ pub struct RatingDistribution {
     pub average: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, FromRow, ToSchema)]
 pub struct TopItem {
     pub name: String,
     pub quantity: i64,
@@ -341,6 +461,7 @@ pub async fn analytics(
     restaurant_id: Uuid,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
+    utc_offset_minutes: i32,
 ) -> Result<Analytics, ApiError> {
     let by_status: Vec<(String, i64)> = sqlx::query_as(
         "SELECT status, count(*) FROM orders
@@ -359,6 +480,21 @@ pub async fn analytics(
         .map(|s| (s.as_str().to_string(), 0))
         .collect();
     counts.extend(by_status);
+
+    let per_day: Vec<DayVolume> = sqlx::query_as(
+        "SELECT to_char(date_trunc('day', (created_at AT TIME ZONE 'UTC')
+                                           + make_interval(mins => $4)), 'YYYY-MM-DD') AS day,
+                count(*) AS orders
+         FROM orders
+         WHERE restaurant_id = $1 AND created_at >= $2 AND created_at < $3
+         GROUP BY 1 ORDER BY 1",
+    )
+    .bind(restaurant_id)
+    .bind(from)
+    .bind(to)
+    .bind(utc_offset_minutes)
+    .fetch_all(pool)
+    .await?;
 
     let ratings: Vec<(i16, i64)> = sqlx::query_as(
         "SELECT rating, count(*) FROM orders
@@ -432,6 +568,7 @@ pub async fn analytics(
         orders: OrderVolume {
             total,
             by_status: counts,
+            per_day,
         },
         ratings: RatingDistribution {
             one: count(1),

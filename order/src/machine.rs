@@ -87,6 +87,16 @@ pub fn transition(
     }
 }
 
+/// The statuses staff may move an order to next, in the order of service
+/// (forward steps first, cancelling last): what a dashboard offers.
+pub fn staff_next(from: OrderStatus, fulfilment: Fulfilment) -> Vec<OrderStatus> {
+    let staff = Actor::Staff(String::new());
+    OrderStatus::ALL
+        .into_iter()
+        .filter(|to| transition(from, *to, fulfilment, &staff).is_ok())
+        .collect()
+}
+
 /// Checks a rating (DELIVERED → RATED).
 pub fn rate(from: OrderStatus, rating: i16) -> Result<(), Refusal> {
     if !(1..=5).contains(&rating) {
@@ -184,6 +194,18 @@ mod tests {
                 .to_string()
                 .contains("out for delivery")
         );
+    }
+
+    #[test]
+    fn staff_are_offered_the_next_steps_of_service() {
+        use Fulfilment::*;
+        assert_eq!(staff_next(Confirmed, Delivery), [Preparing, Cancelled]);
+        assert_eq!(staff_next(Preparing, Delivery), [OutForDelivery, Cancelled]);
+        assert_eq!(staff_next(Preparing, Pickup), [Delivered, Cancelled]);
+        assert_eq!(staff_next(OutForDelivery, Delivery), [Delivered, Cancelled]);
+        assert!(staff_next(Delivered, Delivery).is_empty());
+        assert!(staff_next(Rated, Pickup).is_empty());
+        assert!(staff_next(Cancelled, Pickup).is_empty());
     }
 
     #[test]

@@ -19,7 +19,8 @@ use crate::decision::{FAILED, QUEUED};
 const REPUBLISH_WINDOW: &str = "interval '2 minutes'";
 
 const VIEW_COLUMNS: &str = "id, restaurant_id, conversation_id, direction, author, kind, body, \
-    status, wa_sid, limited_reason IS NOT NULL AS limited, payload, created_at";
+    status, wa_sid, limited_reason IS NOT NULL AS limited, payload, created_at, error_code, \
+    error_message";
 
 /// An outbound row as the send handler sees it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -59,6 +60,8 @@ impl OutboundRow {
             limited: self.limited,
             payload: self.payload.clone(),
             created_at: self.created_at,
+            error_code: self.error_code.clone(),
+            error_message: self.error_message.clone(),
         }
     }
 
@@ -77,7 +80,7 @@ impl OutboundRow {
 
 pub async fn load(pool: &PgPool, id: Uuid) -> Result<Option<OutboundRow>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {VIEW_COLUMNS}, error_code, error_message, \
+        "SELECT {VIEW_COLUMNS}, \
             (wa_sid IS NOT NULL AND sent_at > now() - {REPUBLISH_WINDOW}) AS sent_recently, \
             (wa_sid IS NULL AND status = $2 AND updated_at > now() - {REPUBLISH_WINDOW}) \
                 AS failed_recently \
@@ -103,6 +106,8 @@ struct ViewRow {
     limited: bool,
     payload: serde_json::Value,
     created_at: DateTime<Utc>,
+    error_code: Option<String>,
+    error_message: Option<String>,
 }
 
 impl From<ViewRow> for MessageView {
@@ -120,6 +125,8 @@ impl From<ViewRow> for MessageView {
             limited: r.limited,
             payload: r.payload,
             created_at: r.created_at,
+            error_code: r.error_code,
+            error_message: r.error_message,
         }
     }
 }

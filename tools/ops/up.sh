@@ -69,14 +69,16 @@ wait_health outbound "http://127.0.0.1:$OUTBOUND_OPS_PORT/health"
 wait_health notifier "http://127.0.0.1:$NOTIFIER_PORT/health"
 
 JWT="$("$BIN/waiterctl" jwt --restaurant "$RESTAURANT_ID" --hours 24)"
+LOGIN_LINK="$("$BIN/waiterctl" jwt --restaurant "$RESTAURANT_ID" --hours 24 --link --dashboard-url "http://127.0.0.1:$NOTIFIER_PORT")"
 
 cat <<BANNER
 
   Waiter is up.
 
   Webhooks (ingest)     $PUBLIC_URL/whatsapp/webhook   (status: /whatsapp/status)
-  Dashboard (notifier)  http://127.0.0.1:$NOTIFIER_PORT/api/restaurants/$RESTAURANT_ID/conversations
-                        ws://127.0.0.1:$NOTIFIER_PORT/ws
+  Dashboard (notifier)  http://127.0.0.1:$NOTIFIER_PORT/   (staff sign in: the link below)
+                        REST http://127.0.0.1:$NOTIFIER_PORT/api/restaurants/$RESTAURANT_ID/…
+                        OpenAPI http://127.0.0.1:$NOTIFIER_PORT/api/openapi.json, WebSocket ws://127.0.0.1:$NOTIFIER_PORT/ws
   Twilio simulator      http://127.0.0.1:$SIM_PORT   (sent messages: /sim/messages)
   Metrics               http://127.0.0.1:$INGEST_PORT/metrics, ops ports $ROUTER_OPS_PORT-$OUTBOUND_OPS_PORT
 
@@ -85,7 +87,9 @@ cat <<BANNER
     Twilio account SID  $DEMO_ACCOUNT_SID   (simulator)
     Twilio auth token   $DEMO_AUTH_TOKEN
 
-  Dashboard JWT (24 h, staff):
+  Dashboard login link (24 h, staff; the token is in the #fragment, never sent to a server):
+    $LOGIN_LINK
+  The same JWT, for curl:
     $JWT
 
   Chat as a customer:   just chat "مرحبا"        (or: just chat hello)

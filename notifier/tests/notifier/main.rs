@@ -6,5 +6,6 @@
 //! timeout, so a stuck call fails at its line and does not hang the run.
 
 mod common;
+mod openapi;
 mod rest;
 mod websocket;

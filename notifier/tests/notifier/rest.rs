@@ -934,3 +934,50 @@ async fn read_event_is_on_the_events_stream() {
     assert_eq!(envelope.body.restaurant_id, stage.a.id);
     assert_eq!(envelope.body.data["unread_count"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_of_one_instant_keep_the_order_they_were_written_in() {
+    // A customer's message and the bot's replies share their transaction's
+    // now(); their ids are random, so only the order written can order them.
+    let stage = Stage::start().await;
+    let pool = stage.pool();
+    let at = Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0).unwrap();
+    let conv = common::conversation(pool, stage.a.id, "whatsapp:+15550000401", Some(at), 0).await;
+    let written = ["question", "answer 1", "answer 2", "answer 3", "answer 4"];
+    for (i, body) in written.iter().enumerate() {
+        let direction = if i == 0 { "in" } else { "out" };
+        common::message(pool, stage.a.id, conv, direction, body, at).await;
+    }
+    let token = stage.staff(stage.a.id);
+    let page = |query: String| {
+        let url = stage.api(
+            stage.a.id,
+            &format!("conversations/{conv}/messages?{query}"),
+        );
+        let token = token.clone();
+        let stage = &stage;
+        async move {
+            let (status, body) = stage.get(&url, &token).await;
+            assert_eq!(status, 200, "{body}");
+            let bodies: Vec<String> = body["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["body"].as_str().unwrap().to_string())
+                .collect();
+            (bodies, body["next"].as_str().map(str::to_string))
+        }
+    };
+    let (all, _) = page("limit=10".into()).await;
+    assert_eq!(all, written);
+    // Paging inside the instant loses nothing and repeats nothing.
+    let (newest, next) = page("limit=2".into()).await;
+    assert_eq!(newest, ["answer 3", "answer 4"]);
+    let (older, next) = page(format!("limit=2&before={}", next.unwrap())).await;
+    assert_eq!(older, ["answer 1", "answer 2"]);
+    let (oldest, next) = page(format!("limit=2&before={}", next.unwrap())).await;
+    assert_eq!((oldest, next), (vec!["question".to_string()], None));
+    // A timestamp excludes the whole instant.
+    let (before, _) = page("before=2024-06-01T12:00:00Z".into()).await;
+    assert!(before.is_empty());
+}

@@ -2,6 +2,9 @@
 //! the Twilio simulator, ingest, router, conversation, order, outbound and
 //! notifier, each started through its library exactly as its binary does.
 
+pub mod browser;
+pub mod chat;
+
 use std::{net::SocketAddr, time::Duration};
 
 use twilio_sim::{SimConfig, Simulator, StatusCallbackMode};

@@ -34,7 +34,7 @@ enum Command {
     /// Restaurants (tenants).
     #[command(subcommand)]
     Tenant(tenants::TenantCommand),
-    /// Mint a dashboard JWT (HS256 with JWT_SECRET).
+    /// Mint a dashboard JWT (HS256 with JWT_SECRET), or a login link.
     Jwt {
         /// Restaurant id or slug.
         #[arg(long)]
@@ -46,6 +46,12 @@ enum Command {
         /// Lifetime in hours.
         #[arg(long, default_value_t = 24)]
         hours: i64,
+        /// Print a dashboard login link (the token in its fragment) instead.
+        #[arg(long)]
+        link: bool,
+        /// The dashboard's address, for --link.
+        #[arg(long, env = "DASHBOARD_URL", default_value = "http://127.0.0.1:8090")]
+        dashboard_url: String,
     },
     /// Print the messages of a subject as JSON lines, or feed them back.
     Replay(replay::ReplayArgs),
@@ -120,10 +126,16 @@ async fn main() -> anyhow::Result<()> {
             role,
             sub,
             hours,
+            link,
+            dashboard_url,
         } => {
             let pool = pool().await?;
             let id = tenants::resolve(&pool, &restaurant).await?;
-            println!("{}", tenants::mint_jwt(id, &role, &sub, hours)?);
+            let token = tenants::mint_jwt(id, &role, &sub, hours)?;
+            match link {
+                true => println!("{}", tenants::login_link(&dashboard_url, &token)),
+                false => println!("{token}"),
+            }
             Ok(())
         }
         Command::Replay(args) => replay::replay(args).await,

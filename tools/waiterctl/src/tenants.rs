@@ -174,6 +174,15 @@ struct Claims<'a> {
     exp: i64,
 }
 
+/// A dashboard login link: the token rides in the URL fragment, which
+/// browsers never send to the server (so it is in no access log), and the
+/// page removes it from the address bar once read.
+pub fn login_link(dashboard_url: &str, token: &str) -> String {
+    let base = dashboard_url.split('#').next().unwrap_or(dashboard_url);
+    let base = base.trim_end_matches('/');
+    format!("{base}/#token={token}")
+}
+
 pub fn mint_jwt(restaurant_id: Uuid, role: &str, sub: &str, hours: i64) -> anyhow::Result<String> {
     anyhow::ensure!(
         ["staff", "admin"].contains(&role),
@@ -191,4 +200,21 @@ pub fn mint_jwt(restaurant_id: Uuid, role: &str, sub: &str, hours: i64) -> anyho
         &claims,
         &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_rides_in_the_fragment() {
+        assert_eq!(
+            login_link("http://127.0.0.1:8090", "a.b.c"),
+            "http://127.0.0.1:8090/#token=a.b.c"
+        );
+        assert_eq!(
+            login_link("https://waiter.example/#old", "a.b.c"),
+            "https://waiter.example/#token=a.b.c"
+        );
+    }
 }

@@ -1,0 +1,44 @@
+//! Figures over a time range, for the dashboard's charts.
+
+use std::sync::Arc;
+
+use warp::{http::StatusCode, reply::Response};
+
+use super::{docs::ReadErrors, json_reply, Request, Scope};
+use crate::{
+    error::ApiError,
+    paging::RangeQuery,
+    store::{self, Analytics},
+    App,
+};
+
+/// Order volume by status, the rating distribution and average, the median
+/// first-response time and the top items over `[from, to)` (default: the 30
+/// days up to now).
+#[utoipa::path(
+    get,
+    path = "/api/restaurants/{id}/analytics",
+    tag = "analytics",
+    params(("id" = Uuid, Path, description = "The restaurant"), RangeQuery),
+    responses(
+        (status = 200, description = "The figures of the range", body = Analytics),
+        ReadErrors,
+    ),
+)]
+pub async fn get_analytics(
+    app: Arc<App>,
+    scope: Scope,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (range, from, to) =
+        RangeQuery::parse(&request.query, chrono::Utc::now()).map_err(ApiError::BadRequest)?;
+    let report = store::analytics(
+        &app.pool,
+        scope.restaurant_id,
+        from,
+        to,
+        range.utc_offset.unwrap_or(0),
+    )
+    .await?;
+    Ok(json_reply(StatusCode::OK, &report))
+}
