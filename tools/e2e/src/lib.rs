@@ -6,7 +6,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use twilio_sim::{SimConfig, Simulator, StatusCallbackMode};
 use waiter_harness::{add_restaurant, TestEnv, TestRestaurant};
-use waiter_nats::directory::{AccountEntry, Directory};
+use waiter_nats::directory::Directory;
 
 pub const JWT_SECRET: &str = "e2e-test-secret-0123456789";
 
@@ -74,10 +74,7 @@ impl Pipeline {
         let directory = Directory::open(&bus).await.expect("directory");
         for r in &restaurants {
             directory
-                .put(&AccountEntry {
-                    account_sid: r.account_sid.clone(),
-                    auth_token: r.auth_token.clone(),
-                })
+                .put(&r.directory_entry())
                 .await
                 .expect("directory entry");
         }
