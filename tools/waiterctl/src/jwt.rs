@@ -20,7 +20,10 @@ pub fn mint(restaurant_id: Uuid, role: &str, sub: &str, hours: i64) -> anyhow::R
         (1..=24 * 90).contains(&hours),
         "--hours must be between 1 and 2160"
     );
-    let secret = std::env::var("JWT_SECRET").context("JWT_SECRET is not set")?;
+    let secret = std::env::var("JWT_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .context("JWT_SECRET is not set")?;
     let claims = Claims {
         sub,
         restaurant_id,

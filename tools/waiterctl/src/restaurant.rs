@@ -49,10 +49,14 @@ pub struct Settings {
     /// Twilio account SID (AC…).
     #[arg(long)]
     account_sid: Option<String>,
-    /// The Twilio auth token; better from TENANT_AUTH_TOKEN, out of shell
-    /// history. Stored encrypted, never printed.
-    #[arg(long, env = "TENANT_AUTH_TOKEN", hide_env_values = true)]
+    /// The Twilio auth token (stored encrypted, never printed). Keep it out
+    /// of shell history with --auth-token-stdin, or (create only)
+    /// TENANT_AUTH_TOKEN.
+    #[arg(long)]
     auth_token: Option<String>,
+    /// Read the auth token from standard input.
+    #[arg(long, conflicts_with = "auth_token")]
+    auth_token_stdin: bool,
     /// Twilio Messaging Service SID (MG…) to send through.
     #[arg(long)]
     messaging_service_sid: Option<String>,
@@ -134,7 +138,24 @@ fn optional(value: &Option<String>) -> Option<Option<String>> {
 impl Settings {
     /// The checked patch; the token is sealed for `account_sid` (the
     /// account it will belong to).
-    fn patch(&self, account_sid: &str) -> anyhow::Result<RestaurantPatch> {
+    /// The token given: the flag, standard input, or (when `env_fallback`,
+    /// for a new restaurant) TENANT_AUTH_TOKEN. An update never takes the
+    /// variable, so a token exported for one restaurant never lands on another.
+    fn token(&self, env_fallback: bool) -> anyhow::Result<Option<String>> {
+        if self.auth_token_stdin {
+            let mut token = String::new();
+            std::io::stdin()
+                .read_line(&mut token)
+                .context("reading the auth token from standard input")?;
+            return Ok(Some(token.trim().to_string()));
+        }
+        if self.auth_token.is_some() || !env_fallback {
+            return Ok(self.auth_token.clone());
+        }
+        Ok(std::env::var("TENANT_AUTH_TOKEN").ok())
+    }
+
+    fn patch(&self, account_sid: &str, env_fallback: bool) -> anyhow::Result<RestaurantPatch> {
         let mut p = Problems::default();
         let mut patch = RestaurantPatch::default();
         if let Some(n) = &self.number {
@@ -145,7 +166,7 @@ impl Settings {
             p.check(check::account_sid(sid));
             patch.twilio_account_sid = Some(sid.clone());
         }
-        if let Some(token) = &self.auth_token {
+        if let Some(token) = &self.token(env_fallback)? {
             if token.trim().is_empty() {
                 p.0.push("--auth-token is empty".into());
             } else {
@@ -399,12 +420,15 @@ async fn create(pool: &sqlx::PgPool, args: CreateArgs, out: Out) -> anyhow::Resu
     for (flag, value) in [
         ("--number", &s.number),
         ("--account-sid", &s.account_sid),
-        ("--auth-token (or TENANT_AUTH_TOKEN)", &s.auth_token),
         ("--time-zone", &s.time_zone),
     ] {
         if value.is_none() {
             p.0.push(format!("{flag} is required"));
         }
+    }
+    if s.auth_token.is_none() && !s.auth_token_stdin && std::env::var("TENANT_AUTH_TOKEN").is_err()
+    {
+        p.0.push("--auth-token (or --auth-token-stdin, or TENANT_AUTH_TOKEN) is required".into());
     }
     p.finish()?;
     let (r, account_sid) = new_restaurant(&args.slug, s)?;
@@ -420,7 +444,7 @@ async fn create(pool: &sqlx::PgPool, args: CreateArgs, out: Out) -> anyhow::Resu
 /// A new restaurant from the settings (number, account and token given).
 fn new_restaurant(slug: &str, settings: &Settings) -> anyhow::Result<(NewRestaurant, String)> {
     let account_sid = settings.account_sid.clone().unwrap_or_default();
-    let patch = settings.patch(&account_sid)?;
+    let patch = settings.patch(&account_sid, true)?;
     let mut r = NewRestaurant::new(
         slug,
         patch.whatsapp_number.as_deref().unwrap_or_default(),
@@ -428,7 +452,7 @@ fn new_restaurant(slug: &str, settings: &Settings) -> anyhow::Result<(NewRestaur
         patch
             .twilio_auth_token
             .clone()
-            .context("--auth-token (or TENANT_AUTH_TOKEN) is required")?,
+            .context("--auth-token (or --auth-token-stdin, or TENANT_AUTH_TOKEN) is required")?,
     );
     r.name_en = patch.name_en.clone().unwrap_or_else(|| slug.to_string());
     r.name_ar = patch.name_ar.clone().unwrap_or_else(|| r.name_en.clone());
@@ -485,7 +509,7 @@ async fn update(pool: &sqlx::PgPool, args: UpdateArgs, out: Out) -> anyhow::Resu
         .account_sid
         .clone()
         .unwrap_or_else(|| current.twilio_account_sid.clone());
-    let mut patch = args.settings.patch(&account_sid)?;
+    let mut patch = args.settings.patch(&account_sid, false)?;
     // A token is sealed for its account: a new account without a new token
     // takes the current token, sealed again for the new account.
     if account_sid != current.twilio_account_sid && patch.twilio_auth_token.is_none() {
