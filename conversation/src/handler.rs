@@ -622,12 +622,6 @@ impl Conversations {
         let (total, fulfilment) = store::order_summary(tx, n.order_id)
             .await?
             .unwrap_or((0, "delivery".into()));
-        let mut dialogue = dialogue_of(&conversation);
-        let ctx = context(
-            &catalog,
-            ids::derived(&envelope.id, "order"),
-            conversation.last_inbound_at,
-        );
         let update = OrderUpdate {
             order_id: n.order_id,
             order_number: n.order_number,
@@ -641,7 +635,35 @@ impl Conversations {
                 waiter_nats::messages::Fulfilment::Delivery
             },
         };
-        let actions = waiter_bot::on_order_update(&mut dialogue, &update, &ctx);
+        let effects = self
+            .decide(tx, envelope, conversation, &catalog, |dialogue, ctx| {
+                waiter_bot::on_order_update(dialogue, &update, ctx)
+            })
+            .await?;
+        if n.status == OrderStatus::Confirmed {
+            self.order_ticket(tx, envelope, n, &catalog, &effects.conversation)
+                .await?;
+        }
+        Ok(effects.conversation.id)
+    }
+
+    /// Runs a bot decision about an order on the conversation's stored
+    /// dialogue, carries out its actions and stores the dialogue again.
+    async fn decide<'b>(
+        &'b self,
+        tx: &mut PgConnection,
+        envelope: &Envelope<ConversationInput>,
+        conversation: ConversationRow,
+        catalog: &Catalog,
+        decide: impl FnOnce(&mut Dialogue, &waiter_bot::Context<'_>) -> Vec<waiter_bot::Action>,
+    ) -> Result<Effects<'b>, ConversationError> {
+        let mut dialogue = dialogue_of(&conversation);
+        let ctx = context(
+            catalog,
+            ids::derived(&envelope.id, "order"),
+            conversation.last_inbound_at,
+        );
+        let actions = decide(&mut dialogue, &ctx);
         let mut effects = Effects::new(&self.bus, envelope, conversation);
         let reask =
             ChronoDuration::minutes(i64::from(catalog.restaurant.rating_reask_minutes.max(1)));
@@ -652,11 +674,7 @@ impl Conversations {
             &serde_json::to_value(&dialogue).unwrap_or_default(),
         )
         .await?;
-        if n.status == OrderStatus::Confirmed {
-            self.order_ticket(tx, envelope, n, &catalog, &effects.conversation)
-                .await?;
-        }
-        Ok(effects.conversation.id)
+        Ok(effects)
     }
 
     /// An existing conversation (locked) and its restaurant's catalog.
@@ -686,23 +704,11 @@ impl Conversations {
         let (conversation, catalog) = self
             .conversation_and_catalog(tx, r.restaurant_id, r.conversation_id)
             .await?;
-        let mut dialogue = dialogue_of(&conversation);
-        let ctx = context(
-            &catalog,
-            ids::derived(&envelope.id, "order"),
-            conversation.last_inbound_at,
-        );
-        let actions = waiter_bot::on_order_refused(&mut dialogue, r, &ctx);
-        let mut effects = Effects::new(&self.bus, envelope, conversation);
-        effects
-            .carry_out(tx, actions, None, ChronoDuration::minutes(60))
+        let effects = self
+            .decide(tx, envelope, conversation, &catalog, |dialogue, ctx| {
+                waiter_bot::on_order_refused(dialogue, r, ctx)
+            })
             .await?;
-        store::save_dialogue(
-            tx,
-            effects.conversation.id,
-            &serde_json::to_value(&dialogue).unwrap_or_default(),
-        )
-        .await?;
         Ok(effects.conversation.id)
     }
 

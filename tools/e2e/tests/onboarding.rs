@@ -87,7 +87,7 @@ async fn no_auth_token_is_in_a_database_dump_or_in_any_stream_message() {
     // A refused request too (its parameters are audited).
     let r = p.restaurant(0);
     let url = format!("http://{}/whatsapp/webhook", p.ingest);
-    let spec = InboundSpec::text(&r.account_sid, &customer(3), &r.number, "forged");
+    let spec = InboundSpec::text(&r.account_sid, customer(3), &r.number, "forged");
     let params = twilio_sim::customer::inbound_params(&spec, "SM00000000000000000000000000000099");
     let refused = p
         .sim
@@ -222,7 +222,7 @@ async fn rotation_reseals_every_token_and_signatures_verify_without_restarting_i
         .unwrap();
     let r = p.restaurant(0);
     let url = format!("http://{}/whatsapp/webhook", fresh.addr);
-    let spec = InboundSpec::text(&r.account_sid, &customer(12), &r.number, "hello");
+    let spec = InboundSpec::text(&r.account_sid, customer(12), &r.number, "hello");
     let params = twilio_sim::customer::inbound_params(&spec, "SM00000000000000000000000000000042");
     let signature = twilio_sim::signature::sign(&r.auth_token, &url, &params);
     let answer = p

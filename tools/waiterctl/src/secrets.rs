@@ -110,7 +110,7 @@ pub async fn run(cmd: SecretsCommand, out: Out) -> anyhow::Result<()> {
                     println!("WAITER_SECRET_KEY is not set here");
                 }
                 let stale: i64 = rows.iter().filter(|r| !r.primary).map(|r| r.tokens).sum();
-                if stale > 0 {
+                if stale > 0 && keys.is_some() {
                     println!("{stale} token(s) are not under the first key: run `waiterctl secrets rotate`");
                 }
             }

@@ -136,6 +136,31 @@ impl Ctl {
         (account, token)
     }
 
+    /// The tenant directory as an ingest holding `keys` sees it (loaded),
+    /// and the token that stops following it.
+    pub async fn directory(
+        &self,
+        keys: Keyring,
+    ) -> (
+        waiter_nats::directory::DirectoryCache,
+        tokio_util::sync::CancellationToken,
+    ) {
+        let directory = waiter_nats::directory::Directory::open(&self.bus.bus)
+            .await
+            .unwrap();
+        let cache = waiter_nats::directory::DirectoryCache::new(keys);
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        directory
+            .follow(
+                cache.clone(),
+                std::time::Duration::from_secs(5),
+                shutdown.clone(),
+            )
+            .await
+            .unwrap();
+        (cache, shutdown)
+    }
+
     /// A restaurant with the demo branches.
     pub fn restaurant_with_branches(&self, slug: &str) -> (String, String) {
         let created = self.restaurant(slug);

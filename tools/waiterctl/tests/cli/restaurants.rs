@@ -226,20 +226,9 @@ async fn a_new_token_is_sealed_and_put_in_the_tenant_directory() {
         String::from_utf8_lossy(&updated.stderr)
     );
     assert!(String::from_utf8_lossy(&updated.stdout).contains("twilio_auth_token"));
-    let cache =
-        waiter_nats::directory::DirectoryCache::new(waiter_harness::Keyring::for_tests().clone());
-    let directory = waiter_nats::directory::Directory::open(&ctl.bus.bus)
-        .await
-        .unwrap();
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    directory
-        .follow(
-            cache.clone(),
-            std::time::Duration::from_secs(5),
-            shutdown.clone(),
-        )
-        .await
-        .unwrap();
+    let (cache, shutdown) = ctl
+        .directory(waiter_harness::Keyring::for_tests().clone())
+        .await;
     use secrecy::ExposeSecret;
     assert_eq!(
         cache.auth_token(&account).unwrap().expose_secret(),

@@ -65,20 +65,8 @@ async fn rotation_seals_every_token_under_the_new_key_and_the_old_one_is_no_long
     );
     assert!(moved.ok().contains("twilio_auth_token"), "{}", moved.ok());
     // The directory holds the new sealing for every account.
-    let directory = waiter_nats::directory::Directory::open(&ctl.bus.bus)
-        .await
-        .unwrap();
     let new_ring = waiter_harness::Keyring::from_value(Some(&new_key)).unwrap();
-    let cache = waiter_nats::directory::DirectoryCache::new(new_ring);
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    directory
-        .follow(
-            cache.clone(),
-            std::time::Duration::from_secs(5),
-            shutdown.clone(),
-        )
-        .await
-        .unwrap();
+    let (cache, shutdown) = ctl.directory(new_ring).await;
     assert!(cache.auth_token(&format!("AC{}", "b".repeat(32))).is_some());
     assert!(
         cache.auth_token(&account_a).is_none(),
