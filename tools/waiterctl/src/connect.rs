@@ -61,8 +61,17 @@ pub async fn restaurant(pool: &sqlx::PgPool, name: &str) -> anyhow::Result<Resta
 }
 
 /// Puts an account's sealed token, as stored now, in the tenant directory
-/// at once (the router would within seconds too).
-pub async fn publish_account(pool: &sqlx::PgPool, account_sid: &str) -> anyhow::Result<()> {
+/// at once. The database is the truth and the router copies it to the
+/// directory within seconds anyway, so a failure here is only a warning.
+pub async fn publish_account(pool: &sqlx::PgPool, account_sid: &str) {
+    if let Err(e) = try_publish_account(pool, account_sid).await {
+        eprintln!(
+            "warning: the tenant directory was not updated now ({e:#}); the router will copy the change within seconds"
+        );
+    }
+}
+
+async fn try_publish_account(pool: &sqlx::PgPool, account_sid: &str) -> anyhow::Result<()> {
     let sealed = waiter_migrations::restaurants::accounts(pool)
         .await?
         .into_iter()

@@ -55,7 +55,7 @@ pub async fn seed_demo(
     let keys = connect::keys()?;
     let id =
         waiter_migrations::demo::seed_demo(&pool, &keys, number, account_sid, auth_token).await?;
-    connect::publish_account(&pool, account_sid).await?;
+    connect::publish_account(&pool, account_sid).await;
     out.done(
         &id.to_string(),
         &serde_json::json!({ "id": id, "slug": waiter_migrations::demo::DEMO_SLUG }),

@@ -433,7 +433,7 @@ async fn create(pool: &sqlx::PgPool, args: CreateArgs, out: Out) -> anyhow::Resu
     p.finish()?;
     let (r, account_sid) = new_restaurant(&args.slug, s)?;
     let id = restaurants::create(pool, &r).await?;
-    connect::publish_account(pool, &account_sid).await?;
+    connect::publish_account(pool, &account_sid).await;
     out.done(
         &format!("created restaurant {} ({id})", args.slug),
         &serde_json::json!({ "id": id, "slug": args.slug }),
@@ -523,9 +523,9 @@ async fn update(pool: &sqlx::PgPool, args: UpdateArgs, out: Out) -> anyhow::Resu
         anyhow::bail!("nothing to change: give at least one setting (see `waiterctl restaurant update --help`)");
     }
     if changed.iter().any(|c| c.starts_with("twilio_")) {
-        connect::publish_account(pool, &account_sid).await?;
+        connect::publish_account(pool, &account_sid).await;
         if account_sid != current.twilio_account_sid {
-            connect::publish_account(pool, &current.twilio_account_sid).await?;
+            connect::publish_account(pool, &current.twilio_account_sid).await;
         }
     }
     out.done(
@@ -570,6 +570,6 @@ pub async fn upsert(
 ) -> anyhow::Result<uuid::Uuid> {
     let (r, account_sid) = new_restaurant(slug, settings)?;
     let id = restaurants::upsert(pool, &r).await?;
-    connect::publish_account(pool, &account_sid).await?;
+    connect::publish_account(pool, &account_sid).await;
     Ok(id)
 }
