@@ -99,3 +99,49 @@ async fn replay_and_dead_letters_on_an_empty_namespace() {
     ctl.run(&["dlq-retry"]).ok();
     assert_eq!(ctl.run(&["replay", "x.>", "--since", "ten"]).code, 1);
 }
+
+#[tokio::test]
+async fn migrate_seals_tokens_an_older_version_stored_in_plain_text() {
+    let ctl = Ctl::new().await;
+    ctl.restaurant("alpha");
+    // What 0100 leaves of a row written before tokens were sealed.
+    sqlx::query(
+        "UPDATE restaurants SET twilio_auth_token_plaintext = 'legacy-plain-token', \
+            twilio_auth_token_key_id = NULL, twilio_auth_token_sealed = NULL",
+    )
+    .execute(&ctl.db.pool)
+    .await
+    .unwrap();
+    let show = ctl.run(&["restaurant", "show", "--restaurant", "alpha"]);
+    assert!(show.ok().contains("NOT SEALED"), "{}", show.ok());
+    let without_key = ctl.run_with(&[("WAITER_SECRET_KEY", "")], &["migrate"]);
+    assert!(
+        without_key.fails(1).contains("set WAITER_SECRET_KEY"),
+        "{}",
+        without_key.stderr
+    );
+    let migrated = ctl.run(&["migrate"]);
+    assert!(
+        migrated.stderr.contains("sealed 1 auth token"),
+        "{}",
+        migrated.stderr
+    );
+    let (plain, key): (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT twilio_auth_token_plaintext, twilio_auth_token_key_id FROM restaurants",
+    )
+    .fetch_one(&ctl.db.pool)
+    .await
+    .unwrap();
+    assert_eq!((plain, key.as_deref()), (None, Some("test")));
+    let r = waiter_migrations::restaurants::by_slug(&ctl.db.pool, "alpha")
+        .await
+        .unwrap()
+        .unwrap();
+    use secrecy::ExposeSecret;
+    assert_eq!(
+        r.open_auth_token(waiter_harness::Keyring::for_tests())
+            .unwrap()
+            .expose_secret(),
+        "legacy-plain-token"
+    );
+}
