@@ -26,6 +26,8 @@ export OUTBOUND_OPS_ADDR := "0.0.0.0:" + OUTBOUND_OPS_PORT
 export DEMO_NUMBER := env_var_or_default("DEMO_NUMBER", "whatsapp:+14155238886")
 export DEMO_ACCOUNT_SID := env_var_or_default("DEMO_ACCOUNT_SID", "AC00000000000000000000000000000001")
 export DEMO_AUTH_TOKEN := env_var_or_default("DEMO_AUTH_TOKEN", "demo-auth-token-change-me")
+# Encrypts auth tokens at rest; `just up` makes a development key in .run/secret.key.
+export WAITER_SECRET_KEY := env_var_or_default("WAITER_SECRET_KEY", `cat .run/secret.key 2>/dev/null || true`)
 
 default:
     @just --list
@@ -86,13 +88,37 @@ dlq:
 dlq-retry *args:
     cargo run -q -p waiterctl -- dlq-retry "$@"
 
-# Add or update a restaurant: just tenant --slug x --number whatsapp:+1... --account-sid AC... (token from TENANT_AUTH_TOKEN).
+# Add or replace a restaurant: just tenant --slug x --number whatsapp:+1... --account-sid AC... --time-zone Asia/Riyadh (token from TENANT_AUTH_TOKEN).
 tenant *args:
     cargo run -q -p waiterctl -- tenant upsert "$@"
 
 # List restaurants.
 tenants:
-    cargo run -q -p waiterctl -- tenant list
+    cargo run -q -p waiterctl -- restaurant list
+
+# Restaurants: just restaurant create|update|show|list|disable|enable ... (see --help).
+restaurant *args:
+    cargo run -q -p waiterctl -- restaurant "$@"
+
+# Branches and opening hours: just branch add|update|list|remove|hours|close|reopen ...
+branch *args:
+    cargo run -q -p waiterctl -- branch "$@"
+
+# Import a menu file (CSV or JSON, docs/menu-format.md): just menu-import bait-grill menu.csv
+menu-import restaurant file:
+    cargo run -q -p waiterctl -- menu import --restaurant "$1" "$2"
+
+# Export a menu in the import format: just menu-export bait-grill [csv|json]
+menu-export restaurant format="csv":
+    cargo run -q -p waiterctl -- menu export --restaurant "$1" --format "$2"
+
+# Which messages fall back to numbered text or cannot go outside the 24-hour window.
+templates-check *args:
+    cargo run -q -p waiterctl -- templates check "$@"
+
+# Seal every auth token under the first key of WAITER_SECRET_KEY.
+secrets-rotate:
+    cargo run -q -p waiterctl -- secrets rotate
 
 # A dashboard login link, the token in its #fragment (the bare JWT: waiterctl jwt without --link): just jwt <restaurant id or slug> [staff|admin]
 jwt restaurant role="staff":

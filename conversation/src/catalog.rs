@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use moka::future::Cache;
 use sqlx::PgPool;
 use uuid::Uuid;
-use waiter_bot::{Branch, Category, Lang, MenuItem, RestaurantInfo};
+use waiter_bot::{Branch, Category, Lang, MenuItem, Offers, RestaurantInfo};
 use waiter_migrations::Restaurant;
 
 pub struct Catalog {
@@ -52,6 +52,9 @@ struct BranchRow {
     latitude: Option<f64>,
     longitude: Option<f64>,
     delivery_radius_km: f64,
+    offers_pickup: bool,
+    offers_delivery: bool,
+    schedule: sqlx::types::Json<waiter_bot::Schedule>,
 }
 
 impl Catalogs {
@@ -98,7 +101,8 @@ impl Catalogs {
         .fetch_all(&self.pool)
         .await?;
         let branches: Vec<BranchRow> = sqlx::query_as(
-            "SELECT id, name_en, name_ar, address, latitude, longitude, delivery_radius_km \
+            "SELECT id, name_en, name_ar, address, latitude, longitude, delivery_radius_km, \
+                offers_pickup, offers_delivery, schedule \
              FROM branches WHERE restaurant_id = $1 AND active ORDER BY position, name_en",
         )
         .bind(restaurant_id)
@@ -137,8 +141,14 @@ impl Catalogs {
                 latitude: b.latitude,
                 longitude: b.longitude,
                 delivery_radius_km: b.delivery_radius_km,
+                offers: Offers::new(b.offers_pickup, b.offers_delivery),
+                schedule: b.schedule.0,
             })
             .collect();
+        let templates = waiter_migrations::templates::list(&self.pool, restaurant_id).await?;
+        let key = |t: &waiter_migrations::templates::ContentTemplate| {
+            format!("{}_{}", t.name, t.language)
+        };
         let info = RestaurantInfo {
             name_en: restaurant.name_en.clone(),
             name_ar: restaurant.name_ar.clone(),
@@ -149,15 +159,12 @@ impl Catalogs {
             payment_link_base: restaurant.payment_link_base.clone(),
             support_contact: restaurant.support_contact.clone(),
             promo_links: restaurant.promo_links.clone(),
-            content_templates: restaurant
-                .content_templates
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            content_templates: templates
+                .iter()
+                .map(|t| (key(t), t.content_sid.clone()))
+                .collect(),
+            approved_templates: templates.iter().filter(|t| t.approved).map(key).collect(),
+            time_zone: restaurant.tz(),
         };
         Ok(Some(Catalog {
             restaurant,

@@ -10,7 +10,8 @@ use waiter_nats::{
     events::{DashboardEvent, EventType},
     messages::{
         Actor, CartLine, ConversationInput, CustomerMessage, OrderAction, OrderCommand,
-        OrderNotice, OrderStatus, OutboundContent, OutboundMessage, SetBotActive, StaffReply,
+        OrderNotice, OrderRefusal, OrderStatus, OutboundContent, OutboundMessage, SetBotActive,
+        StaffReply,
     },
     outbox::{self, OutboxError},
     Bus, Delivery, Envelope, Handler, Outcome, Payload,
@@ -447,6 +448,7 @@ impl Conversations {
             ConversationInput::StaffReply(r) => self.staff_reply(&mut tx, envelope, r).await?,
             ConversationInput::SetBotActive(s) => self.set_bot(&mut tx, envelope, s).await?,
             ConversationInput::OrderChanged(n) => self.order_changed(&mut tx, envelope, n).await?,
+            ConversationInput::OrderRefused(r) => self.order_refused(&mut tx, envelope, r).await?,
         };
         tx.commit().await?;
         Ok(Some(conversation))
@@ -614,22 +616,12 @@ impl Conversations {
         envelope: &Envelope<ConversationInput>,
         n: &OrderNotice,
     ) -> Result<Uuid, ConversationError> {
-        let conversation = existing(tx, n.restaurant_id, n.conversation_id).await?;
-        let Some(catalog) = self.catalogs.get(n.restaurant_id).await? else {
-            return Err(ConversationError::Invalid(format!(
-                "unknown restaurant {}",
-                n.restaurant_id
-            )));
-        };
+        let (conversation, catalog) = self
+            .conversation_and_catalog(tx, n.restaurant_id, n.conversation_id)
+            .await?;
         let (total, fulfilment) = store::order_summary(tx, n.order_id)
             .await?
             .unwrap_or((0, "delivery".into()));
-        let mut dialogue = dialogue_of(&conversation);
-        let ctx = context(
-            &catalog,
-            ids::derived(&envelope.id, "order"),
-            conversation.last_inbound_at,
-        );
         let update = OrderUpdate {
             order_id: n.order_id,
             order_number: n.order_number,
@@ -643,7 +635,35 @@ impl Conversations {
                 waiter_nats::messages::Fulfilment::Delivery
             },
         };
-        let actions = waiter_bot::on_order_update(&mut dialogue, &update, &ctx);
+        let effects = self
+            .decide(tx, envelope, conversation, &catalog, |dialogue, ctx| {
+                waiter_bot::on_order_update(dialogue, &update, ctx)
+            })
+            .await?;
+        if n.status == OrderStatus::Confirmed {
+            self.order_ticket(tx, envelope, n, &catalog, &effects.conversation)
+                .await?;
+        }
+        Ok(effects.conversation.id)
+    }
+
+    /// Runs a bot decision about an order on the conversation's stored
+    /// dialogue, carries out its actions and stores the dialogue again.
+    async fn decide<'b>(
+        &'b self,
+        tx: &mut PgConnection,
+        envelope: &Envelope<ConversationInput>,
+        conversation: ConversationRow,
+        catalog: &Catalog,
+        decide: impl FnOnce(&mut Dialogue, &waiter_bot::Context<'_>) -> Vec<waiter_bot::Action>,
+    ) -> Result<Effects<'b>, ConversationError> {
+        let mut dialogue = dialogue_of(&conversation);
+        let ctx = context(
+            catalog,
+            ids::derived(&envelope.id, "order"),
+            conversation.last_inbound_at,
+        );
+        let actions = decide(&mut dialogue, &ctx);
         let mut effects = Effects::new(&self.bus, envelope, conversation);
         let reask =
             ChronoDuration::minutes(i64::from(catalog.restaurant.rating_reask_minutes.max(1)));
@@ -654,10 +674,41 @@ impl Conversations {
             &serde_json::to_value(&dialogue).unwrap_or_default(),
         )
         .await?;
-        if n.status == OrderStatus::Confirmed {
-            self.order_ticket(tx, envelope, n, &catalog, &effects.conversation)
-                .await?;
-        }
+        Ok(effects)
+    }
+
+    /// An existing conversation (locked) and its restaurant's catalog.
+    async fn conversation_and_catalog(
+        &self,
+        tx: &mut PgConnection,
+        restaurant_id: Uuid,
+        conversation_id: Uuid,
+    ) -> Result<(ConversationRow, std::sync::Arc<Catalog>), ConversationError> {
+        let conversation = existing(tx, restaurant_id, conversation_id).await?;
+        let Some(catalog) = self.catalogs.get(restaurant_id).await? else {
+            return Err(ConversationError::Invalid(format!(
+                "unknown restaurant {restaurant_id}"
+            )));
+        };
+        Ok((conversation, catalog))
+    }
+
+    /// The order stage refused a placement: the bot tells the customer why
+    /// and gives them their cart back.
+    async fn order_refused(
+        &self,
+        tx: &mut PgConnection,
+        envelope: &Envelope<ConversationInput>,
+        r: &OrderRefusal,
+    ) -> Result<Uuid, ConversationError> {
+        let (conversation, catalog) = self
+            .conversation_and_catalog(tx, r.restaurant_id, r.conversation_id)
+            .await?;
+        let effects = self
+            .decide(tx, envelope, conversation, &catalog, |dialogue, ctx| {
+                waiter_bot::on_order_refused(dialogue, r, ctx)
+            })
+            .await?;
         Ok(effects.conversation.id)
     }
 
@@ -726,6 +777,7 @@ impl Conversations {
             ConversationInput::StaffReply(r) => r.conversation_id,
             ConversationInput::SetBotActive(s) => s.conversation_id,
             ConversationInput::OrderChanged(n) => n.conversation_id,
+            ConversationInput::OrderRefused(r) => r.conversation_id,
         }
     }
 }

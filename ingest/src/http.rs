@@ -4,6 +4,7 @@ use std::{convert::Infallible, sync::Arc, time::Instant};
 
 use bytes::Bytes;
 use chrono::Utc;
+use secrecy::ExposeSecret;
 use waiter_nats::{
     directory::DirectoryCache,
     envelope::new_id,
@@ -188,7 +189,12 @@ async fn accept(
             .await;
             return plain(StatusCode::FORBIDDEN, reason);
         };
-        if !signature::is_valid(&token, &url, &pairs, signature_header.as_deref()) {
+        if !signature::is_valid(
+            token.expose_secret(),
+            &url,
+            &pairs,
+            signature_header.as_deref(),
+        ) {
             let reason = if signature_header.is_none() {
                 "X-Twilio-Signature is missing"
             } else {

@@ -19,6 +19,7 @@ use waiter_nats::{
     Bus, BusError, StreamKind,
 };
 use waiter_runtime::{ConfigError, EnvReader, Health, Running};
+use waiter_secrets::Keyring;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -28,6 +29,8 @@ pub struct Config {
     pub public_url: String,
     pub validate_signatures: bool,
     pub max_body_bytes: u64,
+    /// `WAITER_SECRET_KEY`: opens the sealed auth tokens of the directory.
+    pub secret_keys: Keyring,
 }
 
 impl Config {
@@ -37,6 +40,7 @@ impl Config {
         let public_url = env.string("PUBLIC_URL", &format!("http://127.0.0.1:{}", listen.port()));
         let validate_signatures = env.bool("TWILIO_WEBHOOK_VALIDATE", true);
         let max_body_bytes = env.parse("INGEST_MAX_BODY_BYTES", 64 * 1024u64);
+        let secret_keys = env.secret_keys();
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
             env.problem(format!(
                 "PUBLIC_URL={public_url:?} must start with http:// or https://"
@@ -48,6 +52,7 @@ impl Config {
             public_url: public_url.trim_end_matches('/').to_string(),
             validate_signatures,
             max_body_bytes,
+            secret_keys: secret_keys.expect("a missing key is a configuration problem"),
         })
     }
 
@@ -58,6 +63,7 @@ impl Config {
             public_url: String::new(),
             validate_signatures: true,
             max_body_bytes: 64 * 1024,
+            secret_keys: Keyring::for_tests().clone(),
         }
     }
 }
@@ -78,7 +84,7 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<Running, IngestError> {
     bus.ensure_streams(&[StreamKind::Ingest]).await?;
-    let cache = DirectoryCache::default();
+    let cache = DirectoryCache::new(config.secret_keys.clone());
     let directory = Directory::open(&bus).await?;
     directory
         .follow(cache.clone(), Duration::from_secs(5), shutdown.clone())

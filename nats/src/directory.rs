@@ -2,10 +2,12 @@
 //!
 //! Ingest must keep accepting webhooks while PostgreSQL is down, so it does
 //! not read the restaurants table. The router (which owns the database side)
-//! publishes each Twilio account's auth token to the directory stream (one
-//! subject per account, only the newest kept); ingest follows the stream
-//! and keeps the tokens in memory. A changed token reaches every ingest
-//! replica within a moment of being published.
+//! publishes each Twilio account's auth token, *sealed* as it is stored
+//! (`waiter-secrets`: the key id and the ciphertext, never the token), to
+//! the directory stream (one subject per account, only the newest kept);
+//! ingest follows the stream, opens each token with its keyring and keeps
+//! the tokens in memory only. A changed token (or one sealed again under a
+//! new key) reaches every ingest replica within a moment of being published.
 //!
 //! (A JetStream key-value bucket would be the obvious tool, but async-nats'
 //! bucket creation does not work against nats-server 2.9; this is the same
@@ -20,8 +22,10 @@ use std::{
 
 use async_nats::jetstream::consumer::{self, DeliverPolicy};
 use futures::StreamExt;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
+use waiter_secrets::{twilio_token_context, Keyring, Sealed};
 
 use crate::{
     bus::Bus,
@@ -30,12 +34,13 @@ use crate::{
     topology::StreamKind,
 };
 
-/// One Twilio account's credentials as the directory stores them. An empty
-/// token removes the account.
+/// One Twilio account's credentials as the directory stores them: the auth
+/// token sealed. No token removes the account.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AccountEntry {
     pub account_sid: String,
-    pub auth_token: String,
+    #[serde(default)]
+    pub sealed_token: Option<Sealed>,
 }
 
 impl Payload for AccountEntry {
@@ -46,7 +51,7 @@ impl fmt::Debug for AccountEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccountEntry")
             .field("account_sid", &self.account_sid)
-            .field("auth_token", &"[redacted]")
+            .field("sealed_token", &self.sealed_token)
             .finish()
     }
 }
@@ -74,7 +79,7 @@ impl Directory {
     pub async fn remove(&self, account_sid: &str) -> Result<(), BusError> {
         self.put(&AccountEntry {
             account_sid: account_sid.to_string(),
-            auth_token: String::new(),
+            sealed_token: None,
         })
         .await
     }
@@ -168,14 +173,23 @@ impl Directory {
     }
 }
 
-/// The in-memory copy ingest reads on every request.
-#[derive(Clone, Default)]
+/// The in-memory copy ingest reads on every request: tokens opened with
+/// the process's keyring.
+#[derive(Clone)]
 pub struct DirectoryCache {
-    tokens: Arc<RwLock<HashMap<String, String>>>,
+    keys: Keyring,
+    tokens: Arc<RwLock<HashMap<String, SecretString>>>,
 }
 
 impl DirectoryCache {
-    pub fn auth_token(&self, account_sid: &str) -> Option<String> {
+    pub fn new(keys: Keyring) -> Self {
+        Self {
+            keys,
+            tokens: Arc::default(),
+        }
+    }
+
+    pub fn auth_token(&self, account_sid: &str) -> Option<SecretString> {
         self.tokens
             .read()
             .expect("directory lock")
@@ -191,13 +205,33 @@ impl DirectoryCache {
         self.len() == 0
     }
 
-    /// Applies one entry: a token replaces, an empty token removes.
+    /// Applies one entry: a token replaces, no token removes. A token that
+    /// does not open (its key is not in this process's keyring) leaves the
+    /// previous one in place, loudly: the account keeps working if only
+    /// its sealing changed, and an operator sees why a new token is not used.
     pub fn apply(&self, entry: AccountEntry) {
-        let mut tokens = self.tokens.write().expect("directory lock");
-        if entry.auth_token.is_empty() {
-            tokens.remove(&entry.account_sid);
-        } else {
-            tokens.insert(entry.account_sid, entry.auth_token);
+        let Some(sealed) = entry.sealed_token else {
+            self.tokens
+                .write()
+                .expect("directory lock")
+                .remove(&entry.account_sid);
+            return;
+        };
+        match self
+            .keys
+            .open(&sealed, &twilio_token_context(&entry.account_sid))
+        {
+            Ok(token) => {
+                self.tokens
+                    .write()
+                    .expect("directory lock")
+                    .insert(entry.account_sid, token);
+            }
+            Err(e) => {
+                metrics::counter!("waiter_directory_unopened_tokens_total").increment(1);
+                tracing::error!(account = %entry.account_sid, key_id = %sealed.key_id, error = %e,
+                    "cannot open this account's auth token; keeping the previous one");
+            }
         }
     }
 }

@@ -103,6 +103,8 @@ pub enum WebhookOutcome {
     RateLimited,
     Malformed,
     TooLarge,
+    /// The restaurant is disabled.
+    Disabled,
 }
 
 impl WebhookOutcome {
@@ -117,6 +119,7 @@ impl WebhookOutcome {
             WebhookOutcome::RateLimited => "rate_limited",
             WebhookOutcome::Malformed => "malformed",
             WebhookOutcome::TooLarge => "too_large",
+            WebhookOutcome::Disabled => "disabled",
         }
     }
 }
@@ -151,6 +154,8 @@ pub enum ConversationInput {
     StaffReply(StaffReply),
     SetBotActive(SetBotActive),
     OrderChanged(OrderNotice),
+    /// The order stage refused to place an order; the bot tells the customer why.
+    OrderRefused(OrderRefusal),
 }
 
 impl Payload for ConversationInput {
@@ -199,6 +204,30 @@ pub struct OrderNotice {
     pub rating: Option<i16>,
     /// The command that caused the change (the notice's idempotency key).
     pub command_id: Uuid,
+}
+
+/// A placement the order stage refused, with what the customer needs to
+/// hear and the cart to give back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OrderRefusal {
+    pub restaurant_id: Uuid,
+    pub conversation_id: Uuid,
+    pub order_id: Uuid,
+    pub reason: RefusalReason,
+    pub lines: Vec<CartLine>,
+    /// The refused placement command (the notice's idempotency key).
+    pub command_id: Uuid,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RefusalReason {
+    /// The branch was closed when the order was confirmed.
+    BranchClosed {
+        branch_id: Uuid,
+        /// When it opens next, if within the schedule's lookahead.
+        opens_at: Option<DateTime<Utc>>,
+    },
 }
 
 // ----------------------------------------------------------------- order

@@ -6,6 +6,7 @@ use std::{
     time::Duration,
 };
 
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use waiter_harness::{eventually, TestBus};
@@ -13,6 +14,7 @@ use waiter_nats::{
     directory::{AccountEntry, Directory, DirectoryCache},
     worker, Delivery, Envelope, Handler, Outcome, Payload, StreamKind,
 };
+use waiter_secrets::{twilio_token_context, Keyring};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct Step {
@@ -216,35 +218,45 @@ async fn poison_messages_are_terminated_not_redelivered() {
 }
 
 #[tokio::test]
-async fn directory_changes_reach_followers() {
+async fn directory_changes_reach_followers_sealed() {
     let t = TestBus::new().await;
     let directory = Directory::open(&t.bus).await.unwrap();
-    directory
-        .put(&AccountEntry {
-            account_sid: "AC1".into(),
-            auth_token: "one".into(),
-        })
-        .await
-        .unwrap();
-    let cache = DirectoryCache::default();
+    let keys = Keyring::for_tests();
+    let entry = |token: &str, keys: &Keyring| AccountEntry {
+        account_sid: "AC1".into(),
+        sealed_token: Some(keys.seal(token, &twilio_token_context("AC1"))),
+    };
+    directory.put(&entry("one", keys)).await.unwrap();
+    let cache = DirectoryCache::new(keys.clone());
     let shutdown = CancellationToken::new();
     directory
         .follow(cache.clone(), Duration::from_secs(5), shutdown.clone())
         .await
         .unwrap();
-    assert_eq!(cache.auth_token("AC1").as_deref(), Some("one"));
+    let token = |c: &DirectoryCache| c.auth_token("AC1").map(|t| t.expose_secret().to_string());
+    assert_eq!(token(&cache).as_deref(), Some("one"));
+    directory.put(&entry("two", keys)).await.unwrap();
+    eventually("the new token", Duration::from_secs(5), || {
+        let c = cache.clone();
+        async move { (token(&c).as_deref() == Some("two")).then_some(()) }
+    })
+    .await;
+    // Sealed under a key this process lacks: the previous token stays.
+    let stranger = Keyring::from_value(Some(&waiter_secrets::generate_key_entry("other"))).unwrap();
+    directory.put(&entry("three", &stranger)).await.unwrap();
     directory
         .put(&AccountEntry {
-            account_sid: "AC1".into(),
-            auth_token: "two".into(),
+            account_sid: "AC2".into(),
+            sealed_token: Some(keys.seal("marker", &twilio_token_context("AC2"))),
         })
         .await
         .unwrap();
-    eventually("the new token", Duration::from_secs(5), || {
+    eventually("the entry after it", Duration::from_secs(5), || {
         let c = cache.clone();
-        async move { (c.auth_token("AC1").as_deref() == Some("two")).then_some(()) }
+        async move { c.auth_token("AC2").is_some().then_some(()) }
     })
     .await;
+    assert_eq!(token(&cache).as_deref(), Some("two"));
     directory.remove("AC1").await.unwrap();
     eventually("the removal", Duration::from_secs(5), || {
         let c = cache.clone();

@@ -7,7 +7,8 @@ use uuid::Uuid;
 use waiter_nats::{
     events::{DashboardEvent, EventType, OrderLineView},
     messages::{
-        ConversationInput, OrderAction, OrderCommand, OrderNotice, OrderReply, OrderStatus,
+        ConversationInput, OrderAction, OrderCommand, OrderNotice, OrderRefusal, OrderReply,
+        OrderStatus, RefusalReason,
     },
     outbox::{self, OutboxError},
     Bus, Delivery, Envelope, Handler, Outcome,
@@ -15,6 +16,7 @@ use waiter_nats::{
 
 use crate::{
     machine::{self, Refusal},
+    opening,
     store::{self, OrderRow},
 };
 
@@ -26,6 +28,10 @@ enum ApplyError {
     Refused(#[from] Refusal),
     #[error("{0}")]
     Invalid(String),
+    /// A placement refused for a reason the customer was told (the refusal
+    /// is committed): acknowledged, not dead-lettered.
+    #[error("{0}")]
+    NotPlaced(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -79,6 +85,40 @@ impl Orders {
                 if store::get(&mut tx, command.order_id).await?.is_some() {
                     return Err(ApplyError::Invalid("an order with this id exists".into()));
                 }
+                if let Some(branch_id) = branch_id {
+                    // Judged at the moment the customer confirmed, not when
+                    // this command happens to be handled.
+                    let closed = opening::closed_at(
+                        &mut tx,
+                        command.restaurant_id,
+                        *branch_id,
+                        envelope.produced_at,
+                    )
+                    .await?;
+                    if let Some(closed) = closed {
+                        let reason = closed.reason();
+                        opening::record_refusal(
+                            &mut tx,
+                            command.order_id,
+                            command.restaurant_id,
+                            *conversation_id,
+                            *branch_id,
+                            &reason,
+                        )
+                        .await?;
+                        self.tell_refusal(
+                            &mut tx,
+                            envelope,
+                            *conversation_id,
+                            *branch_id,
+                            &closed,
+                            lines,
+                        )
+                        .await?;
+                        tx.commit().await?;
+                        return Err(ApplyError::NotPlaced(reason));
+                    }
+                }
                 let (priced, subtotal) = price(&mut tx, command.restaurant_id, lines).await?;
                 let (number, fee, currency) = store::next_number(&mut tx, command.restaurant_id)
                     .await?
@@ -122,9 +162,18 @@ impl Orders {
                 (order, None, None)
             }
             OrderAction::Transition { to, reason } => {
-                let current = store::lock(&mut tx, command.restaurant_id, command.order_id)
-                    .await?
-                    .ok_or_else(|| ApplyError::Invalid("no such order".into()))?;
+                let Some(current) =
+                    store::lock(&mut tx, command.restaurant_id, command.order_id).await?
+                else {
+                    return Err(
+                        match opening::refusal_of(&mut tx, command.order_id).await? {
+                            Some(refused) => {
+                                ApplyError::NotPlaced(format!("not placed: {refused}"))
+                            }
+                            None => ApplyError::Invalid("no such order".into()),
+                        },
+                    );
+                };
                 let from = current.status();
                 machine::transition(from, *to, current.fulfilment(), &command.actor)?;
                 let order = store::set_status(&mut tx, current.id, *to).await?;
@@ -212,6 +261,41 @@ impl Orders {
         }
         tx.commit().await?;
         Ok(Some(order))
+    }
+}
+
+impl Orders {
+    /// Stages the refusal for the customer's conversation.
+    async fn tell_refusal(
+        &self,
+        tx: &mut PgConnection,
+        envelope: &Envelope<OrderCommand>,
+        conversation_id: Uuid,
+        branch_id: Uuid,
+        closed: &opening::Closed,
+        lines: &[waiter_nats::messages::CartLine],
+    ) -> Result<(), ApplyError> {
+        let command = &envelope.body;
+        let Some(customer) = store::customer_of(tx, conversation_id).await? else {
+            return Ok(());
+        };
+        let topology = self.bus.topology();
+        let refusal = ConversationInput::OrderRefused(OrderRefusal {
+            restaurant_id: command.restaurant_id,
+            conversation_id,
+            order_id: command.order_id,
+            reason: RefusalReason::BranchClosed {
+                branch_id,
+                opens_at: closed.opens_at,
+            },
+            lines: lines.to_vec(),
+            command_id: command.command_id,
+        });
+        let subject = topology
+            .conversation(topology.conversation_partition(&command.restaurant_id, &customer));
+        let refusal = envelope.follow(format!("order-refused:{}", command.command_id), refusal);
+        outbox::stage(tx, command.order_id, subject, &refusal).await?;
+        Ok(())
     }
 }
 
@@ -324,6 +408,22 @@ impl Handler for Orders {
                         accepted: false,
                         reason: Some(refusal.to_string()),
                         order: order.map(|o| o.view()),
+                    },
+                )
+                .await;
+                Outcome::Ack
+            }
+            Err(ApplyError::NotPlaced(reason)) => {
+                metrics::counter!("waiter_order_commands_total", "outcome" => "refused")
+                    .increment(1);
+                tracing::info!(order = %command.order_id, reason = %reason, "order not placed");
+                self.reply(
+                    command,
+                    OrderReply {
+                        command_id: command.command_id,
+                        accepted: false,
+                        reason: Some(reason),
+                        order: None,
                     },
                 )
                 .await;

@@ -9,6 +9,7 @@
 
 pub mod handler;
 pub mod machine;
+pub mod opening;
 pub mod store;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};

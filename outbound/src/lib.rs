@@ -35,6 +35,7 @@ use waiter_nats::{
     Bus, BusError, StreamKind,
 };
 use waiter_runtime::{ConfigError, EnvReader, Health};
+use waiter_secrets::Keyring;
 
 pub use waiter_runtime::Running;
 
@@ -75,6 +76,8 @@ pub struct Config {
     /// Deliveries of a status callback whose sid is not in `messages` yet
     /// before it is dropped.
     pub unknown_sid_attempts: i64,
+    /// `WAITER_SECRET_KEY`: opens the restaurants' sealed auth tokens.
+    pub secret_keys: Keyring,
 }
 
 pub const DEFAULT_OPS_ADDR: &str = "0.0.0.0:9104";
@@ -97,6 +100,7 @@ impl Config {
         let max_attempts: i64 = env.parse("OUTBOUND_MAX_ATTEMPTS", 8);
         let timeout_ms: u64 = env.parse("OUTBOUND_HTTP_TIMEOUT_MS", 10_000);
         let rate_wait_ms: u64 = env.parse("OUTBOUND_RATE_LIMIT_WAIT_MS", 1_000);
+        let secret_keys = env.secret_keys();
 
         if !is_http_url(&twilio_api_base) {
             env.problem(format!(
@@ -151,6 +155,7 @@ impl Config {
             rate_limit_wait: Duration::from_millis(rate_wait_ms),
             missing_row_attempts: 5,
             unknown_sid_attempts: 10,
+            secret_keys: secret_keys.expect("a missing key is a configuration problem"),
         })
     }
 
@@ -169,6 +174,7 @@ impl Config {
             rate_limit_wait: Duration::from_secs(1),
             missing_row_attempts: 5,
             unknown_sid_attempts: 10,
+            secret_keys: Keyring::for_tests().clone(),
         }
     }
 }
@@ -220,7 +226,11 @@ pub async fn start(
     .await?;
     let twilio = TwilioClient::new(&config.twilio_api_base, config.http_timeout)
         .map_err(Error::HttpClient)?;
-    let tenants = Arc::new(Tenants::new(pool.clone(), config.restaurant_cache_ttl));
+    let tenants = Arc::new(Tenants::new(
+        pool.clone(),
+        config.restaurant_cache_ttl,
+        config.secret_keys.clone(),
+    ));
     let sender = Arc::new(SendHandler::new(
         pool.clone(),
         bus.clone(),

@@ -4,6 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
+use secrecy::ExposeSecret;
 use uuid::Uuid;
 use waiter_migrations::Restaurant;
 use waiter_nats::{
@@ -191,6 +192,19 @@ impl SendHandler {
                 .await;
         }
 
+        let auth_token = match self.tenants.auth_token(&restaurant) {
+            Ok(token) => token,
+            Err(e) => {
+                // A configuration problem (the key is not in WAITER_SECRET_KEY):
+                // dead-lettered with the reason, `just dlq-retry` once fixed.
+                tracing::error!(restaurant = %restaurant.id, error = %e, "cannot open the auth token");
+                let reason = e.to_string();
+                return self
+                    .fail(env, delivery, FailReason::Permanent, None, &reason)
+                    .await;
+            }
+        };
+
         // 3. The restaurant's rate limit. Short waits happen here; a longer
         // one hands the message back, which holds the partition (order kept).
         if let Some(delay) = self.wait_for_quota(&restaurant).await {
@@ -216,7 +230,7 @@ impl SendHandler {
             .twilio
             .send(
                 &restaurant.twilio_account_sid,
-                &restaurant.twilio_auth_token,
+                auth_token.expose_secret(),
                 &params,
             )
             .await;

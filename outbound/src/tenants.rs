@@ -1,6 +1,7 @@
 //! Restaurants as the sender needs them: cached for a short while (their
-//! number, credentials and outbound rate), and one rate limiter per
-//! restaurant with the restaurant's own quota.
+//! number, sealed credentials and outbound rate), and one rate limiter per
+//! restaurant with the restaurant's own quota. Auth tokens are opened in
+//! memory for each send and never cached open.
 
 use std::{
     collections::HashMap,
@@ -13,9 +14,11 @@ use governor::{
     clock::{Clock, DefaultClock},
     DefaultDirectRateLimiter, Quota, RateLimiter,
 };
+use secrecy::SecretString;
 use sqlx::PgPool;
 use uuid::Uuid;
-use waiter_migrations::Restaurant;
+use waiter_migrations::{restaurants::TokenError, Restaurant};
+use waiter_secrets::Keyring;
 
 /// Why a restaurant could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -35,15 +38,17 @@ struct Limiter {
 
 pub struct Tenants {
     pool: PgPool,
+    keys: Keyring,
     cache: moka::future::Cache<Uuid, Arc<Restaurant>>,
     limiters: Mutex<HashMap<Uuid, Arc<Limiter>>>,
     clock: DefaultClock,
 }
 
 impl Tenants {
-    pub fn new(pool: PgPool, ttl: Duration) -> Self {
+    pub fn new(pool: PgPool, ttl: Duration, keys: Keyring) -> Self {
         Self {
             pool,
+            keys,
             cache: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(ttl)
@@ -70,6 +75,11 @@ impl Tenants {
                 TenantError::NotFound(id) => TenantError::NotFound(*id),
                 TenantError::Db(e) => TenantError::Db(e.clone()),
             })
+    }
+
+    /// The restaurant's auth token, opened with the stage's keyring.
+    pub fn auth_token(&self, restaurant: &Restaurant) -> Result<SecretString, TokenError> {
+        restaurant.open_auth_token(&self.keys)
     }
 
     /// Forgets a restaurant so its next message reads it anew (after
@@ -116,7 +126,7 @@ mod tests {
     fn tenants() -> Tenants {
         let pool = waiter_runtime::db::lazy_pool("postgres://nobody@127.0.0.1:1/none", 1)
             .expect("lazy pool");
-        Tenants::new(pool, Duration::from_secs(30))
+        Tenants::new(pool, Duration::from_secs(30), Keyring::for_tests().clone())
     }
 
     #[tokio::test]

@@ -1,15 +1,18 @@
 //! Copies each Twilio account's auth token from PostgreSQL to the tenant
-//! directory on the bus, so ingest never needs the database. Only changes
-//! are published; a changed token is live within one sync interval.
+//! directory on the bus, so ingest never needs the database. Tokens travel
+//! sealed exactly as stored (the router holds no key and opens nothing).
+//! Only changes are published; a changed token, or one sealed again under a
+//! new key, is live within one sync interval.
 
 use std::{collections::HashMap, time::Duration};
 
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use waiter_nats::directory::{AccountEntry, Directory};
+use waiter_secrets::Sealed;
 
 pub async fn run(pool: PgPool, directory: Directory, every: Duration, shutdown: CancellationToken) {
-    let mut published: HashMap<String, String> = HashMap::new();
+    let mut published: HashMap<String, Sealed> = HashMap::new();
     loop {
         match sync_once(&pool, &directory, &mut published).await {
             Ok(0) => {}
@@ -27,19 +30,19 @@ pub async fn run(pool: PgPool, directory: Directory, every: Duration, shutdown: 
 pub async fn sync_once(
     pool: &PgPool,
     directory: &Directory,
-    published: &mut HashMap<String, String>,
+    published: &mut HashMap<String, Sealed>,
 ) -> Result<usize, String> {
     let accounts = waiter_migrations::restaurants::accounts(pool)
         .await
         .map_err(|e| e.to_string())?;
     let mut changed = 0;
-    let current: HashMap<String, String> = accounts.into_iter().collect();
+    let current: HashMap<String, Sealed> = accounts.into_iter().collect();
     for (sid, token) in &current {
         if published.get(sid) != Some(token) {
             directory
                 .put(&AccountEntry {
                     account_sid: sid.clone(),
-                    auth_token: token.clone(),
+                    sealed_token: Some(token.clone()),
                 })
                 .await
                 .map_err(|e| e.to_string())?;

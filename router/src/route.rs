@@ -21,6 +21,8 @@ pub enum Refusal {
     UnknownNumber,
     AccountMismatch,
     ServiceMismatch,
+    /// An operator disabled the restaurant (`waiterctl restaurant disable`).
+    Disabled,
 }
 
 impl Refusal {
@@ -28,6 +30,7 @@ impl Refusal {
         match self {
             Refusal::UnknownNumber => WebhookOutcome::UnknownNumber,
             Refusal::AccountMismatch | Refusal::ServiceMismatch => WebhookOutcome::AccountMismatch,
+            Refusal::Disabled => WebhookOutcome::Disabled,
         }
     }
 
@@ -40,16 +43,21 @@ impl Refusal {
             Refusal::ServiceMismatch => {
                 "the request's MessagingServiceSid is not this restaurant's"
             }
+            Refusal::Disabled => "the restaurant is disabled: not routed, not answered",
         }
     }
 }
 
 /// Checks that a message may enter this restaurant: the account that signed
 /// the request must be the restaurant's own, and a messaging service, when
-/// both sides name one, must agree.
+/// both sides name one, must agree; a disabled restaurant takes nothing
+/// (the request is still audited, so nothing is lost from its history).
 pub fn admit(restaurant: &Restaurant, message: &InboundMessage) -> Result<(), Refusal> {
     if restaurant.twilio_account_sid != message.account_sid {
         return Err(Refusal::AccountMismatch);
+    }
+    if restaurant.is_disabled() {
+        return Err(Refusal::Disabled);
     }
     if let (Some(theirs), Some(ours)) = (
         &message.messaging_service_sid,

@@ -121,6 +121,19 @@ impl EnvReader {
     }
 
     /// Adds a problem found by the caller's own validation.
+    /// The keyring of `WAITER_SECRET_KEY` (format in `waiter-secrets`); a
+    /// problem when it is missing or malformed, so `None` never outlives
+    /// [`EnvReader::finish`].
+    pub fn secret_keys(&mut self) -> Option<waiter_secrets::Keyring> {
+        match waiter_secrets::Keyring::from_value(self.raw(waiter_secrets::ENV).as_deref()) {
+            Ok(keys) => Some(keys),
+            Err(e) => {
+                self.problems.push(e.to_string());
+                None
+            }
+        }
+    }
+
     pub fn problem(&mut self, problem: impl Into<String>) {
         self.problems.push(problem.into());
     }

@@ -14,6 +14,20 @@ tools/ops/ensure-services.sh
 echo "==> building (first time: a few minutes)"
 cargo build --bins
 
+echo "==> secret key"
+# Auth tokens are stored encrypted with WAITER_SECRET_KEY. For development a
+# key is made once and kept in .run/secret.key (git-ignored, mode 600);
+# production sets WAITER_SECRET_KEY itself (see docs/ARCHITECTURE.md).
+if [ -z "${WAITER_SECRET_KEY:-}" ]; then
+  KEY_FILE="$RUN_DIR/secret.key"
+  if [ ! -s "$KEY_FILE" ]; then
+    (umask 077; "$BIN/waiterctl" secrets generate-key --id dev >"$KEY_FILE")
+    echo "    made a development key in $KEY_FILE"
+  fi
+  WAITER_SECRET_KEY="$(cat "$KEY_FILE")"
+  export WAITER_SECRET_KEY
+fi
+
 echo "==> database"
 "$BIN/waiterctl" migrate
 RESTAURANT_ID="$("$BIN/waiterctl" seed-demo)"
@@ -85,7 +99,7 @@ cat <<BANNER
   Demo restaurant       Bait Grill / مشويات البيت   id $RESTAURANT_ID
     WhatsApp number     $DEMO_NUMBER
     Twilio account SID  $DEMO_ACCOUNT_SID   (simulator)
-    Twilio auth token   $DEMO_AUTH_TOKEN
+    Twilio auth token   (the simulator's; stored encrypted, never printed)
 
   Dashboard login link (24 h, staff; the token is in the #fragment, never sent to a server):
     $LOGIN_LINK

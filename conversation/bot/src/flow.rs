@@ -17,6 +17,7 @@ use crate::menu;
 use crate::normalize::{
     clean_free_text, fold, name_matches, parse_number, parse_number_lenient, star_count,
 };
+use crate::opening;
 use crate::rating;
 use crate::texts::{self, vocab, vocab::Command, Fee, Line, Place, Summary, Texts};
 use crate::ui::{self, templates, Fallback, Opt, View};
@@ -318,6 +319,9 @@ pub(crate) fn greet(d: &mut Dialogue, turn: &mut Turn, keep_cart: bool, mut lead
     if !d.cart.is_empty() {
         lead.push(turn.t().cart_kept(menu::pieces(&d.cart)));
     }
+    if !turn.ctx.branches.is_empty() && opening::open_now(turn.ctx, None).is_empty() {
+        return opening::closed(d, turn, lead, None);
+    }
     show_step(d, turn, lead);
 }
 
@@ -589,11 +593,13 @@ fn on_choice(d: &mut Dialogue, id: ChoiceId, turn: &mut Turn) {
     // Others only as answers to the current question, except menu
     // navigation while browsing (a category or item from an earlier list).
     let offered = view(d, turn).is_some_and(|v| v.options.iter().any(|o| o.id == id));
-    let navigation = matches!(
+    let navigation = (matches!(
         id,
         ChoiceId::Category(_) | ChoiceId::Item(_) | ChoiceId::AddMore | ChoiceId::Checkout
     ) && d.step.browsing()
-        && d.fulfilment.is_some();
+        && d.fulfilment.is_some())
+        // A branch from the list, which may have closed since it was shown.
+        || (matches!(id, ChoiceId::Branch(_)) && d.step == Step::Branch);
     if !offered && !navigation {
         if matches!(d.step, Step::Start | Step::Unknown) {
             return greet(d, turn, true, vec![]);
@@ -646,19 +652,22 @@ fn on_choice(d: &mut Dialogue, id: ChoiceId, turn: &mut Turn) {
 fn choose_fulfilment(d: &mut Dialogue, fulfilment: Fulfilment, turn: &mut Turn) {
     d.reset_choices();
     d.fulfilment = Some(fulfilment);
-    let branches = turn.ctx.branches;
-    if branches.is_empty() {
+    if opening::offering(turn.ctx, Some(fulfilment)).is_empty() {
         d.reset_choices();
         d.set_step(Step::Start);
         let text = turn.t().no_branches();
         return turn.say(text);
+    }
+    let open = opening::open_now(turn.ctx, Some(fulfilment));
+    if open.is_empty() {
+        return opening::closed(d, turn, vec![], Some(fulfilment));
     }
     match fulfilment {
         Fulfilment::Delivery => {
             d.set_step(Step::Location);
             show_step(d, turn, vec![]);
         }
-        Fulfilment::Pickup if branches.len() == 1 => choose_branch(d, branches[0].id, turn),
+        Fulfilment::Pickup if open.len() == 1 => choose_branch(d, open[0].id, turn),
         Fulfilment::Pickup => {
             d.set_step(Step::Branch);
             show_step(d, turn, vec![]);
@@ -667,10 +676,24 @@ fn choose_fulfilment(d: &mut Dialogue, fulfilment: Fulfilment, turn: &mut Turn) 
 }
 
 fn choose_branch(d: &mut Dialogue, branch_id: Uuid, turn: &mut Turn) {
-    let Some(branch) = menu::find_branch(turn.ctx.branches, branch_id) else {
+    let Some(branch) = menu::find_branch(turn.ctx.branches, branch_id)
+        .filter(|b| b.offers.includes(Fulfilment::Pickup))
+    else {
         let lead = vec![turn.t().stale_choice()];
         return reask(d, turn, lead);
     };
+    if !opening::is_open(branch, turn.ctx) {
+        let lead = turn.t().branch_closed(
+            menu::branch_name(branch, turn.lang),
+            opening::next_opening(branch, turn.ctx).as_ref(),
+        );
+        if opening::open_now(turn.ctx, Some(Fulfilment::Pickup)).is_empty() {
+            return opening::closed(d, turn, vec![lead], Some(Fulfilment::Pickup));
+        }
+        d.fulfilment = Some(Fulfilment::Pickup);
+        d.set_step(Step::Branch);
+        return show_step(d, turn, vec![lead]);
+    }
     d.fulfilment = Some(Fulfilment::Pickup);
     d.branch_id = Some(branch.id);
     d.address = None;
@@ -681,8 +704,26 @@ fn choose_branch(d: &mut Dialogue, branch_id: Uuid, turn: &mut Turn) {
 
 /// A shared location: delivery from the nearest branch that covers it.
 fn on_location(d: &mut Dialogue, point: (f64, f64), address: Option<&str>, turn: &mut Turn) {
-    let branches = turn.ctx.branches;
+    let open: Vec<crate::Branch> = opening::open_now(turn.ctx, Some(Fulfilment::Delivery))
+        .into_iter()
+        .cloned()
+        .collect();
+    let branches = open.as_slice();
     d.reset_choices();
+    if branches.is_empty() && !opening::offering(turn.ctx, Some(Fulfilment::Delivery)).is_empty() {
+        return opening::closed(d, turn, vec![], Some(Fulfilment::Delivery));
+    }
+    if let (Coverage::Outside { .. }, Coverage::Covered { branch, .. }) = (
+        geo::coverage(branches, point),
+        geo::coverage(turn.ctx.branches, point),
+    ) {
+        // Only a closed branch delivers there.
+        let lead = turn.t().branch_closed(
+            menu::branch_name(branch, turn.lang),
+            opening::next_opening(branch, turn.ctx).as_ref(),
+        );
+        return opening::closed(d, turn, vec![lead], Some(Fulfilment::Delivery));
+    }
     d.fulfilment = Some(Fulfilment::Delivery);
     let address = address
         .map(|a| clean_free_text(a, MAX_ADDRESS_CHARS))
@@ -741,7 +782,13 @@ fn typed_address(d: &mut Dialogue, body: &str, turn: &mut Turn) {
     // A typed address has no coordinates to measure against the delivery
     // radius: it is accepted and served by the first active branch (the
     // restaurant checks it when confirming the order).
-    let Some(branch) = turn.ctx.branches.first() else {
+    let Some(branch) = opening::open_now(turn.ctx, Some(Fulfilment::Delivery))
+        .first()
+        .copied()
+    else {
+        if !opening::offering(turn.ctx, Some(Fulfilment::Delivery)).is_empty() {
+            return opening::closed(d, turn, vec![], Some(Fulfilment::Delivery));
+        }
         d.reset_choices();
         d.set_step(Step::Start);
         let text = turn.t().no_branches();
@@ -977,6 +1024,9 @@ fn checkout(d: &mut Dialogue, turn: &mut Turn) {
     if d.branch_id.is_none() {
         return choose_fulfilment(d, fulfilment, turn);
     }
+    if !opening::still_open(d, turn) {
+        return;
+    }
     let mut lead: Vec<String> = prune_cart(d, turn).into_iter().collect();
     if d.cart.is_empty() {
         lead.push(turn.t().cart_empty());
@@ -1055,6 +1105,9 @@ fn place_order(d: &mut Dialogue, turn: &mut Turn) {
     };
     if d.branch_id.is_none() {
         return choose_fulfilment(d, fulfilment, turn);
+    }
+    if !opening::still_open(d, turn) {
+        return;
     }
     // The cart changed under the customer (the menu did): show it again
     // rather than place something they did not see.

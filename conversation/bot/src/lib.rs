@@ -13,11 +13,13 @@
 //! one implementation per language). Choice ids sent in buttons and lists are
 //! described in [`ids`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
+pub use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+pub use waiter_hours::Schedule;
 pub use waiter_nats::messages::{Fulfilment, OrderStatus, PaymentMethod};
 
 pub mod bidi;
@@ -26,6 +28,7 @@ pub mod geo;
 pub mod ids;
 mod menu;
 pub mod normalize;
+mod opening;
 mod rating;
 pub mod texts;
 pub mod ui;
@@ -69,7 +72,7 @@ impl Lang {
 }
 
 /// What the bot knows of the restaurant.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RestaurantInfo {
     pub name_en: String,
     pub name_ar: String,
@@ -84,6 +87,30 @@ pub struct RestaurantInfo {
     /// A language-specific entry `"<name>_<lang>"` (e.g. "rating_prompt_ar")
     /// wins over the plain name. See [`ui`] for the names and variables.
     pub content_templates: BTreeMap<String, String>,
+    /// Keys of `content_templates` WhatsApp approved: only those may be
+    /// sent outside the customer's 24-hour window.
+    pub approved_templates: BTreeSet<String>,
+    /// Opening hours are in this time zone.
+    pub time_zone: Tz,
+}
+
+impl Default for RestaurantInfo {
+    fn default() -> Self {
+        RestaurantInfo {
+            name_en: String::new(),
+            name_ar: String::new(),
+            default_language: Lang::default(),
+            currency: String::new(),
+            delivery_fee: 0,
+            min_delivery_order: 0,
+            payment_link_base: None,
+            support_contact: None,
+            promo_links: vec![],
+            content_templates: BTreeMap::new(),
+            approved_templates: BTreeSet::new(),
+            time_zone: Tz::UTC,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -117,6 +144,37 @@ pub struct Branch {
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
     pub delivery_radius_km: f64,
+    pub offers: Offers,
+    /// Opening hours, in the restaurant's time zone.
+    pub schedule: Schedule,
+}
+
+/// What a branch offers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Offers {
+    #[default]
+    Both,
+    PickupOnly,
+    DeliveryOnly,
+}
+
+impl Offers {
+    pub fn new(pickup: bool, delivery: bool) -> Offers {
+        match (pickup, delivery) {
+            (true, false) => Offers::PickupOnly,
+            (false, true) => Offers::DeliveryOnly,
+            _ => Offers::Both,
+        }
+    }
+
+    pub fn includes(self, fulfilment: Fulfilment) -> bool {
+        matches!(
+            (self, fulfilment),
+            (Offers::Both, _)
+                | (Offers::PickupOnly, Fulfilment::Pickup)
+                | (Offers::DeliveryOnly, Fulfilment::Delivery)
+        )
+    }
 }
 
 /// Everything the bot may read while deciding.
@@ -424,6 +482,16 @@ pub fn money(amount: i64, currency: &str) -> String {
 /// Decides the answer to one customer message.
 pub fn on_message(dialogue: &mut Dialogue, inbound: &Inbound, ctx: &Context<'_>) -> Vec<Action> {
     flow::on_message(dialogue, inbound, ctx)
+}
+
+/// The order stage refused to place an order (its branch was closed when
+/// it was confirmed): tell the customer why and give them their cart back.
+pub fn on_order_refused(
+    dialogue: &mut Dialogue,
+    refusal: &waiter_nats::messages::OrderRefusal,
+    ctx: &Context<'_>,
+) -> Vec<Action> {
+    opening::on_order_refused(dialogue, refusal, ctx)
 }
 
 /// Decides what to tell the customer about an order change.

@@ -241,11 +241,12 @@ fn notify(turn: &mut Turn, update: &OrderUpdate, text: String) {
         turn.ctx.restaurant,
         Fallback::Numbered,
     );
+    let approved = ui::approved(turn.ctx.restaurant, templates::ORDER_UPDATE, turn.lang);
     match &reply {
         Reply::Interactive {
             content_sid: Some(_),
             ..
-        } => turn.act(Action::Send(reply)),
+        } if approved => turn.act(Action::Send(reply)),
         _ => turn.act(Action::NotificationSkipped {
             order_id: update.order_id,
             status: update.status,
@@ -282,13 +283,13 @@ fn delivered(d: &mut Dialogue, update: &OrderUpdate, stale: bool, turn: &mut Tur
     );
     // Outside the 24-hour window only an approved template may go.
     let sendable = turn.ctx.within_session_window
-        || matches!(
+        || (matches!(
             &reply,
             Reply::Interactive {
                 content_sid: Some(_),
                 ..
             }
-        );
+        ) && ui::approved(turn.ctx.restaurant, templates::RATING_PROMPT, turn.lang));
     if !sendable {
         return turn.act(Action::RatingPromptSkipped { order_id: order });
     }

@@ -67,6 +67,64 @@ pub mod templates {
     /// An order status notice outside the 24-hour window (approved
     /// template, no choices; variable "1" = the notice).
     pub const ORDER_UPDATE: &str = "order_update";
+
+    /// How a template is shown.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Kind {
+        QuickReply,
+        ListPicker,
+        /// Text only (variable "1").
+        Notice,
+    }
+
+    impl Kind {
+        pub fn label(self) -> &'static str {
+            match self {
+                Kind::QuickReply => "quick reply",
+                Kind::ListPicker => "list picker",
+                Kind::Notice => "notice",
+            }
+        }
+    }
+
+    /// One message the bot may send as a content template.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Spec {
+        pub name: &'static str,
+        pub kind: Kind,
+        /// Sent outside the 24-hour window too (then only if approved).
+        pub outside_window: bool,
+    }
+
+    const fn spec(name: &'static str, kind: Kind, outside_window: bool) -> Spec {
+        Spec {
+            name,
+            kind,
+            outside_window,
+        }
+    }
+
+    /// Every template the bot uses, in dialogue order.
+    pub const ALL: &[Spec] = &[
+        spec(FULFILMENT, Kind::QuickReply, false),
+        spec(BRANCH, Kind::ListPicker, false),
+        spec(LOCATION, Kind::QuickReply, false),
+        spec(CATEGORIES, Kind::ListPicker, false),
+        spec(ITEMS, Kind::ListPicker, false),
+        spec(QUANTITY, Kind::QuickReply, false),
+        spec(ADDED, Kind::QuickReply, false),
+        spec(CART, Kind::QuickReply, false),
+        spec(REMOVE, Kind::ListPicker, false),
+        spec(MIN_ORDER, Kind::QuickReply, false),
+        spec(PAYMENT, Kind::QuickReply, false),
+        spec(CONFIRM, Kind::QuickReply, false),
+        spec(AFTER_ORDER, Kind::QuickReply, false),
+        spec(LANGUAGE, Kind::QuickReply, false),
+        spec(RATING_PROMPT, Kind::QuickReply, true),
+        spec(RATING_LIST, Kind::ListPicker, false),
+        spec(RATING_COMMENT, Kind::QuickReply, false),
+        spec(ORDER_UPDATE, Kind::Notice, true),
+    ];
 }
 
 /// List-picker templates; every other template is quick-reply buttons.
@@ -218,6 +276,16 @@ pub fn content_sid(restaurant: &RestaurantInfo, template: &str, lang: Lang) -> O
         .or_else(|| templates.get(template))
         .filter(|sid| !sid.trim().is_empty())
         .cloned()
+}
+
+/// Whether the template configured for a message in a language is
+/// WhatsApp-approved (may be sent outside the 24-hour window).
+pub fn approved(restaurant: &RestaurantInfo, template: &str, lang: Lang) -> bool {
+    let specific = format!("{template}_{}", lang.code());
+    if restaurant.content_templates.contains_key(&specific) {
+        return restaurant.approved_templates.contains(&specific);
+    }
+    restaurant.approved_templates.contains(template)
 }
 
 fn directional(text: &str, lang: Lang) -> String {

@@ -40,9 +40,8 @@ pub(crate) fn view(d: &Dialogue, turn: &Turn) -> Option<View> {
             ],
         },
         Step::Branch => {
-            let rows: Vec<Opt> = ctx
-                .branches
-                .iter()
+            let rows: Vec<Opt> = crate::opening::open_now(ctx, Some(crate::Fulfilment::Pickup))
+                .into_iter()
                 .map(|b| {
                     Opt::described(
                         ChoiceId::Branch(b.id),

@@ -9,7 +9,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use twilio_sim::{SimConfig, Simulator, StatusCallbackMode};
 use waiter_harness::{add_restaurant, TestEnv, TestRestaurant};
-use waiter_nats::directory::{AccountEntry, Directory};
+use waiter_nats::directory::Directory;
 
 pub const JWT_SECRET: &str = "e2e-test-secret-0123456789";
 
@@ -23,6 +23,9 @@ pub struct Options {
     pub partitions: u16,
     /// Put the stages' PostgreSQL connections behind a proxy the test can cut.
     pub postgres_proxy: bool,
+    /// `WAITER_SECRET_KEY` of ingest and outbound (default: the harness's
+    /// test keyring, which sealed the restaurants' tokens).
+    pub secret_keys: Option<waiter_harness::Keyring>,
 }
 
 impl Default for Options {
@@ -33,6 +36,7 @@ impl Default for Options {
             status_callbacks: StatusCallbackMode::InOrder,
             partitions: 4,
             postgres_proxy: false,
+            secret_keys: None,
         }
     }
 }
@@ -77,10 +81,7 @@ impl Pipeline {
         let directory = Directory::open(&bus).await.expect("directory");
         for r in &restaurants {
             directory
-                .put(&AccountEntry {
-                    account_sid: r.account_sid.clone(),
-                    auth_token: r.auth_token.clone(),
-                })
+                .put(&r.directory_entry())
                 .await
                 .expect("directory entry");
         }
@@ -99,7 +100,11 @@ impl Pipeline {
         .await
         .expect("simulator");
 
-        let ingest = ingest::start(ingest::Config::for_tests(), bus.clone(), shutdown.clone())
+        let mut ingest_config = ingest::Config::for_tests();
+        if let Some(keys) = &options.secret_keys {
+            ingest_config.secret_keys = keys.clone();
+        }
+        let ingest = ingest::start(ingest_config, bus.clone(), shutdown.clone())
             .await
             .expect("ingest")
             .addr;
@@ -132,6 +137,9 @@ impl Pipeline {
         .expect("order");
         let mut outbound_config = outbound::Config::for_tests(&sim.base_url());
         outbound_config.status_callback_url = Some(format!("http://{ingest}/whatsapp/status"));
+        if let Some(keys) = &options.secret_keys {
+            outbound_config.secret_keys = keys.clone();
+        }
         outbound::start(outbound_config, bus.clone(), pool(), shutdown.clone())
             .await
             .expect("outbound");
@@ -196,6 +204,47 @@ impl Pipeline {
             .await
             .expect("inspection consumer");
         consumer.info().await.expect("consumer info").num_pending
+    }
+
+    /// Every message of every stream of the test's namespace: subject,
+    /// headers and payload as bytes, for searching.
+    pub async fn every_stream_message(&self) -> Vec<Vec<u8>> {
+        use futures::StreamExt;
+        let bus = &self.env.bus.bus;
+        let mut all = Vec::new();
+        for kind in waiter_nats::StreamKind::ALL {
+            let Ok(stream) = bus
+                .jetstream()
+                .get_stream(bus.topology().stream_name(kind))
+                .await
+            else {
+                continue;
+            };
+            let count = stream.cached_info().state.messages as usize;
+            if count == 0 {
+                continue;
+            }
+            let consumer = stream
+                .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+                .await
+                .expect("inspection consumer");
+            let mut messages = consumer.messages().await.expect("messages").take(count);
+            while let Some(message) = messages.next().await {
+                let message = message.expect("message");
+                let mut bytes = message.subject.as_bytes().to_vec();
+                if let Some(headers) = &message.headers {
+                    for (name, values) in headers.iter() {
+                        bytes.extend_from_slice(name.to_string().as_bytes());
+                        for v in values {
+                            bytes.extend_from_slice(v.as_str().as_bytes());
+                        }
+                    }
+                }
+                bytes.extend_from_slice(&message.payload);
+                all.push(bytes);
+            }
+        }
+        all
     }
 
     /// Runs a query returning one number.

@@ -253,9 +253,21 @@ async fn a_new_auth_token_takes_effect_within_seconds_without_restarts() {
     let old = InboundSpec::text(&r.account_sid, "whatsapp:+966500000020", &r.number, "hi");
     assert_eq!(p.sim.send_inbound(old.clone()).await.unwrap().status, 200);
 
-    sqlx::query("UPDATE restaurants SET twilio_auth_token = 'rotated-token-1', updated_at = now() WHERE id = $1")
-        .bind(r.id)
-        .execute(p.env.pool())
+    // As `waiterctl restaurant update --auth-token` writes it: sealed.
+    let patch = waiter_migrations::restaurants::RestaurantPatch {
+        twilio_auth_token: Some(waiter_migrations::restaurants::seal_auth_token(
+            waiter_harness::Keyring::for_tests(),
+            &r.account_sid,
+            "rotated-token-1",
+        )),
+        ..Default::default()
+    };
+    let slug = waiter_migrations::restaurants::by_id(p.env.pool(), r.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .slug;
+    waiter_migrations::restaurants::update(p.env.pool(), &slug, &patch)
         .await
         .unwrap();
     p.sim.add_account(&r.account_sid, "rotated-token-1");

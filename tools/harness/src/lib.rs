@@ -11,6 +11,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use waiter_nats::{Bus, BusConfig};
+pub use waiter_secrets::Keyring;
 
 pub mod jwt;
 pub mod proxy;
@@ -232,13 +233,21 @@ pub struct TestRestaurant {
     pub auth_token: String,
 }
 
-/// Adds a restaurant with the demo menu and branches; `language` is `ar` or `en`.
+/// Adds a restaurant with the demo menu and branches (imported as an
+/// operator would: `docs/menu-example.csv`); `language` is `ar` or `en`.
+/// Its auth token is sealed with [`Keyring::for_tests`], which every stage
+/// started in the test process opens with.
 pub async fn add_restaurant(pool: &PgPool, slug: &str, language: &str) -> TestRestaurant {
     let n = Uuid::new_v4().as_u128();
     let number = format!("whatsapp:+1555{:07}", n % 10_000_000);
     let account_sid = format!("AC{:032x}", n);
     let auth_token = format!("token-{:016x}", (n >> 64) as u64);
-    let mut r = waiter_migrations::NewRestaurant::new(slug, &number, &account_sid, &auth_token);
+    let sealed = waiter_migrations::restaurants::seal_auth_token(
+        Keyring::for_tests(),
+        &account_sid,
+        &auth_token,
+    );
+    let mut r = waiter_migrations::NewRestaurant::new(slug, &number, &account_sid, sealed);
     r.default_language = language.to_string();
     r.name_en = format!("{slug} Grill");
     r.name_ar = format!("مشويات {slug}");
@@ -247,20 +256,32 @@ pub async fn add_restaurant(pool: &PgPool, slug: &str, language: &str) -> TestRe
     r.promo_links = vec![format!("https://example.com/{slug}/offers")];
     r.support_contact = Some("+966500000001".into());
     r.payment_link_base = Some(format!("https://pay.example.com/{slug}"));
+    r.time_zone = "Asia/Riyadh".into();
     let id = waiter_migrations::restaurants::upsert(pool, &r)
         .await
         .expect("add restaurant");
-    waiter_migrations::demo::seed_branches(pool, id, &waiter_migrations::demo::demo_branches())
+    waiter_migrations::demo::seed_branches_and_menu(pool, id)
         .await
-        .expect("seed branches");
-    waiter_migrations::demo::seed_menu(pool, id, &waiter_migrations::demo::demo_menu())
-        .await
-        .expect("seed menu");
+        .expect("seed branches and menu");
     TestRestaurant {
         id,
         number,
         account_sid,
         auth_token,
+    }
+}
+
+impl TestRestaurant {
+    /// This restaurant's directory entry, sealed as the router publishes it.
+    pub fn directory_entry(&self) -> waiter_nats::directory::AccountEntry {
+        waiter_nats::directory::AccountEntry {
+            account_sid: self.account_sid.clone(),
+            sealed_token: Some(waiter_migrations::restaurants::seal_auth_token(
+                Keyring::for_tests(),
+                &self.account_sid,
+                &self.auth_token,
+            )),
+        }
     }
 }
 

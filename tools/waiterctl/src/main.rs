@@ -1,17 +1,37 @@
-//! `waiterctl`: the operator's tool. Every `just` recipe that touches data
-//! goes through it: migrate, seed the demo, add or update restaurants, mint
-//! dashboard tokens, replay subjects, list and retry dead letters.
+//! `waiterctl`: the operator's tool. Onboard restaurants (settings, branches
+//! and hours, menus, content templates, secrets), migrate and seed, mint
+//! dashboard tokens, replay subjects, list and retry dead letters. Every
+//! `just` recipe that touches data goes through it. Output is a table, or
+//! JSON with `--json`; an error is one readable message and exit status 1
+//! (2 for a command line clap cannot read).
 
+mod branch;
+mod check;
+mod connect;
+mod database;
+mod jwt;
+mod menu;
+mod output;
 mod replay;
+mod restaurant;
+mod secrets;
+mod templates;
 mod tenants;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use waiter_nats::{Bus, BusConfig};
+
+use crate::output::Out;
 
 #[derive(Parser)]
-#[command(name = "waiterctl", about = "Operate a Waiter deployment", version)]
+#[command(
+    name = "waiterctl",
+    about = "Operate a Waiter deployment: onboard restaurants, inspect the pipeline",
+    version
+)]
 struct Cli {
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -20,7 +40,22 @@ struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
-    /// Create the database if needed and apply the migrations.
+    /// Restaurants: create, update, show, list, disable, enable.
+    #[command(subcommand)]
+    Restaurant(restaurant::RestaurantCommand),
+    /// Branches: add, update, list, remove; opening hours and closures.
+    #[command(subcommand)]
+    Branch(branch::BranchCommand),
+    /// Menus: import a CSV or JSON file, export one.
+    #[command(subcommand)]
+    Menu(menu::MenuCommand),
+    /// Content templates (ContentSids): set, remove, list, check.
+    #[command(subcommand)]
+    Templates(templates::TemplatesCommand),
+    /// The keys that encrypt auth tokens: generate-key, status, rotate.
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
+    /// Create the database if needed, apply the migrations, seal plain tokens.
     Migrate,
     /// Add (or refresh) the demo restaurant with its Arabic/English menu.
     SeedDemo {
@@ -28,10 +63,10 @@ enum Command {
         number: String,
         #[arg(long, env = "DEMO_ACCOUNT_SID", default_value = waiter_migrations::demo::DEMO_ACCOUNT_SID)]
         account_sid: String,
-        #[arg(long, env = "DEMO_AUTH_TOKEN", default_value = waiter_migrations::demo::DEMO_AUTH_TOKEN, hide_default_value = true)]
+        #[arg(long, env = "DEMO_AUTH_TOKEN", default_value = waiter_migrations::demo::DEMO_AUTH_TOKEN, hide_default_value = true, hide_env_values = true)]
         auth_token: String,
     },
-    /// Restaurants (tenants).
+    /// Restaurants, the older way (`restaurant` does more).
     #[command(subcommand)]
     Tenant(tenants::TenantCommand),
     /// Mint a dashboard JWT (HS256 with JWT_SECRET), or a login link.
@@ -67,60 +102,21 @@ enum Command {
     },
 }
 
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| waiter_runtime::config::DEFAULT_DATABASE_URL.to_string())
-}
-
-async fn pool() -> anyhow::Result<sqlx::PgPool> {
-    let url = database_url();
-    sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
-        .connect(&url)
-        .await
-        .with_context(|| format!("connecting to PostgreSQL ({})", redact_url(&url)))
-}
-
-async fn bus() -> anyhow::Result<Bus> {
-    let config = BusConfig::from_env().map_err(anyhow::Error::msg)?;
-    Bus::connect(&config, "waiterctl")
-        .await
-        .context("connecting to NATS")
-}
-
-/// A database URL without its password, for messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let _ = dotenvy::dotenv();
-    let cli = Cli::parse();
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let out = Out { json: cli.json };
     match cli.command {
-        Command::Migrate => migrate().await,
+        Command::Restaurant(cmd) => restaurant::run(cmd, out).await,
+        Command::Branch(cmd) => branch::run(cmd, out).await,
+        Command::Menu(cmd) => menu::run(cmd, out).await,
+        Command::Templates(cmd) => templates::run(cmd, out).await,
+        Command::Secrets(cmd) => secrets::run(cmd, out).await,
+        Command::Migrate => database::migrate().await,
         Command::SeedDemo {
             number,
             account_sid,
             auth_token,
-        } => {
-            let pool = pool().await?;
-            let id = waiter_migrations::demo::seed_demo(&pool, &number, &account_sid, &auth_token)
-                .await?;
-            tenants::publish_directory(&account_sid, &auth_token).await?;
-            println!("{id}");
-            Ok(())
-        }
-        Command::Tenant(cmd) => tenants::run(cmd).await,
+        } => database::seed_demo(&number, &account_sid, &auth_token, out).await,
+        Command::Tenant(cmd) => tenants::run(cmd, out).await,
         Command::Jwt {
             restaurant,
             role,
@@ -129,11 +125,11 @@ async fn main() -> anyhow::Result<()> {
             link,
             dashboard_url,
         } => {
-            let pool = pool().await?;
-            let id = tenants::resolve(&pool, &restaurant).await?;
-            let token = tenants::mint_jwt(id, &role, &sub, hours)?;
+            let pool = connect::pool().await?;
+            let r = connect::restaurant(&pool, &restaurant).await?;
+            let token = jwt::mint(r.id, &role, &sub, hours)?;
             match link {
-                true => println!("{}", tenants::login_link(&dashboard_url, &token)),
+                true => println!("{}", jwt::login_link(&dashboard_url, &token)),
                 false => println!("{token}"),
             }
             Ok(())
@@ -144,29 +140,12 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn migrate() -> anyhow::Result<()> {
-    use sqlx::{Connection, PgConnection};
-    let url = database_url();
-    let (base, db) = url
-        .rsplit_once('/')
-        .map(|(b, d)| (b.to_string(), d.split('?').next().unwrap_or("").to_string()))
-        .context("DATABASE_URL has no database name")?;
-    if PgConnection::connect(&url).await.is_err() {
-        let mut admin = PgConnection::connect(&format!("{base}/postgres"))
-            .await
-            .with_context(|| format!("connecting to PostgreSQL ({})", redact_url(&url)))?;
-        let ok_name = !db.is_empty() && db.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        anyhow::ensure!(ok_name, "database name {db:?} must be alphanumeric");
-        sqlx::query(&format!("CREATE DATABASE {db}"))
-            .execute(&mut admin)
-            .await?;
-        eprintln!("created database {db}");
+#[tokio::main]
+async fn main() {
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
     }
-    let pool = pool().await?;
-    waiter_migrations::MIGRATOR
-        .run(&pool)
-        .await
-        .context("applying migrations")?;
-    eprintln!("migrations applied to {}", redact_url(&url));
-    Ok(())
 }

@@ -83,7 +83,7 @@ async fn read(
 }
 
 pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
-    let bus = crate::bus().await?;
+    let bus = crate::connect::bus().await?;
     let kind = bus
         .topology()
         .stream_of_subject(&args.subject)
@@ -153,7 +153,7 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
 }
 
 pub async fn list_dead_letters(limit: usize) -> anyhow::Result<()> {
-    let bus = crate::bus().await?;
+    let bus = crate::connect::bus().await?;
     let filter = bus.topology().stream_subjects(StreamKind::DeadLetter);
     let messages = read(
         &bus,
@@ -188,8 +188,8 @@ pub async fn list_dead_letters(limit: usize) -> anyhow::Result<()> {
 }
 
 pub async fn retry_dead_letters(only: Option<u64>) -> anyhow::Result<()> {
-    let bus = crate::bus().await?;
-    let pool = crate::pool().await?;
+    let bus = crate::connect::bus().await?;
+    let pool = crate::connect::pool().await?;
     let filter = bus.topology().stream_subjects(StreamKind::DeadLetter);
     let messages = read(
         &bus,

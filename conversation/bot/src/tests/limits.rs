@@ -18,6 +18,7 @@ fn big_sim(lang: Lang) -> Sim {
             latitude: Some(24.6937 + i as f64 * 0.01),
             longitude: Some(46.6853),
             delivery_radius_km: 3.0,
+            ..Branch::default()
         })
         .collect();
     sim.restaurant.promo_links = (0..40)

@@ -4,6 +4,7 @@
 //! Arabic, for right-to-left safety ([`check_reply`]).
 
 mod dialogues;
+mod hours;
 mod limits;
 mod ratings;
 
@@ -55,6 +56,8 @@ pub fn restaurant(lang: Lang) -> RestaurantInfo {
         support_contact: Some("+966500000000".into()),
         promo_links: vec!["https://example.com/bait-grill/offers".into()],
         content_templates: Default::default(),
+        approved_templates: Default::default(),
+        time_zone: crate::Tz::Asia__Riyadh,
     }
 }
 
@@ -180,6 +183,7 @@ pub fn branches() -> Vec<Branch> {
             latitude: Some(24.6937),
             longitude: Some(46.6853),
             delivery_radius_km: 8.0,
+            ..Branch::default()
         },
         Branch {
             id: MALQA,
@@ -189,6 +193,7 @@ pub fn branches() -> Vec<Branch> {
             latitude: Some(24.8109),
             longitude: Some(46.6117),
             delivery_radius_km: 6.0,
+            ..Branch::default()
         },
     ]
 }

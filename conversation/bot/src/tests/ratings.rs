@@ -285,6 +285,10 @@ fn outside_the_24_hour_window_only_approved_templates_go() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
+    sim.restaurant.approved_templates =
+        ["rating_prompt_ar".to_string(), "order_update".to_string()]
+            .into_iter()
+            .collect();
     let id = place(&mut sim);
     sim.window = false;
     let a = sim.update(update(id, 9, OrderStatus::Preparing));

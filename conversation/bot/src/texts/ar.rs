@@ -2,7 +2,7 @@
 //! links and distances are wrapped in left-to-right isolates, names and
 //! addresses in first-strong isolates.
 
-use super::{stars, Fee, Line, Place, Summary, Texts};
+use super::{stars, Fee, Line, Place, Summary, Texts, When, WhenDay};
 use crate::bidi::{auto, ltr};
 use crate::{Fulfilment, OrderStatus, PaymentMethod};
 
@@ -135,6 +135,32 @@ impl Texts for Arabic {
             ));
         }
         text.push_str(" يمكنك إرسال موقع آخر، أو كتابة عنوان، أو الاستلام من الفرع.");
+        text
+    }
+    fn closed_now(&self, next: Option<(&str, &When)>) -> String {
+        match next {
+            Some((branch, when)) => format!(
+                "🕒 عذراً، نحن مغلقون الآن ولا نستقبل الطلبات. يفتح فرع {} {}.",
+                auto(branch),
+                opens(when)
+            ),
+            None => {
+                "🕒 عذراً، نحن مغلقون الآن ولا نستقبل الطلبات. اكتب «موظف» للتواصل مع فريقنا.".into()
+            }
+        }
+    }
+    fn branch_closed(&self, branch: &str, when: Option<&When>) -> String {
+        match when {
+            Some(when) => format!("🕒 فرع {} مغلق الآن، ويفتح {}.", auto(branch), opens(when)),
+            None => format!("🕒 فرع {} مغلق الآن.", auto(branch)),
+        }
+    }
+    fn order_refused_closed(&self, branch: &str, when: Option<&When>) -> String {
+        let mut text = format!("😔 لم نتمكن من تسجيل طلبك: فرع {} أغلق.", auto(branch));
+        if let Some(when) = when {
+            text.push_str(&format!(" يفتح {}.", opens(when)));
+        }
+        text.push_str(" سلتك محفوظة — اكتب «مرحبا» لتطلب من جديد.");
         text
     }
     fn address_too_short(&self) -> String {
@@ -542,5 +568,49 @@ impl Texts for Arabic {
             text.push_str(&format!("\nويمكنك أيضاً التواصل مع الدعم: {}", ltr(support)));
         }
         text
+    }
+}
+
+/// «اليوم الساعة 18:00»، «يوم الجمعة الساعة 13:00»، «في 2 أبريل الساعة 12:00».
+fn opens(when: &When) -> String {
+    const MONTHS: [&str; 12] = [
+        "يناير",
+        "فبراير",
+        "مارس",
+        "أبريل",
+        "مايو",
+        "يونيو",
+        "يوليو",
+        "أغسطس",
+        "سبتمبر",
+        "أكتوبر",
+        "نوفمبر",
+        "ديسمبر",
+    ];
+    let day = match when.day {
+        WhenDay::Today => "اليوم".to_string(),
+        WhenDay::Tomorrow => "غداً".to_string(),
+        WhenDay::Weekday(d) => format!("يوم {}", weekday(d)),
+        WhenDay::Date { day, month } => {
+            format!(
+                "في {} {}",
+                ltr(&day.to_string()),
+                MONTHS[(month as usize + 11) % 12]
+            )
+        }
+    };
+    format!("{day} الساعة {}", ltr(&when.time))
+}
+
+fn weekday(d: chrono::Weekday) -> &'static str {
+    use chrono::Weekday::*;
+    match d {
+        Mon => "الاثنين",
+        Tue => "الثلاثاء",
+        Wed => "الأربعاء",
+        Thu => "الخميس",
+        Fri => "الجمعة",
+        Sat => "السبت",
+        Sun => "الأحد",
     }
 }

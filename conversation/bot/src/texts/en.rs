@@ -1,6 +1,6 @@
 //! English texts.
 
-use super::{stars, Fee, Line, Place, Summary, Texts};
+use super::{stars, Fee, Line, Place, Summary, Texts, When, WhenDay};
 use crate::{Fulfilment, OrderStatus, PaymentMethod};
 
 pub struct English;
@@ -111,6 +111,33 @@ impl Texts for English {
             ));
         }
         text.push_str(" You can send another location, type an address, or pick up instead.");
+        text
+    }
+    fn closed_now(&self, next: Option<(&str, &When)>) -> String {
+        match next {
+            Some((branch, when)) => format!(
+                "🕒 Sorry, we're closed right now and can't take orders. Our {branch} branch opens {}.",
+                opens(when)
+            ),
+            None => "🕒 Sorry, we're closed right now and can't take orders. Type *human* to reach our team."
+                .into(),
+        }
+    }
+    fn branch_closed(&self, branch: &str, when: Option<&When>) -> String {
+        match when {
+            Some(when) => format!(
+                "🕒 Our {branch} branch is closed right now; it opens {}.",
+                opens(when)
+            ),
+            None => format!("🕒 Our {branch} branch is closed right now."),
+        }
+    }
+    fn order_refused_closed(&self, branch: &str, when: Option<&When>) -> String {
+        let mut text = format!("😔 We couldn't place your order: our {branch} branch has closed.");
+        if let Some(when) = when {
+            text.push_str(&format!(" It opens {}.", opens(when)));
+        }
+        text.push_str(" Your cart is kept — write *hi* to order again.");
         text
     }
     fn address_too_short(&self) -> String {
@@ -497,5 +524,43 @@ impl Texts for English {
             text.push_str(&format!("\nYou can also reach our support at {support}."));
         }
         text
+    }
+}
+
+/// "today at 18:00", "on Friday at 13:00", "on 2 April at 12:00".
+fn opens(when: &When) -> String {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let day = match when.day {
+        WhenDay::Today => "today".to_string(),
+        WhenDay::Tomorrow => "tomorrow".to_string(),
+        WhenDay::Weekday(d) => format!("on {}", weekday(d)),
+        WhenDay::Date { day, month } => format!("on {day} {}", MONTHS[(month as usize + 11) % 12]),
+    };
+    format!("{day} at {}", when.time)
+}
+
+fn weekday(d: chrono::Weekday) -> &'static str {
+    use chrono::Weekday::*;
+    match d {
+        Mon => "Monday",
+        Tue => "Tuesday",
+        Wed => "Wednesday",
+        Thu => "Thursday",
+        Fri => "Friday",
+        Sat => "Saturday",
+        Sun => "Sunday",
     }
 }

@@ -69,6 +69,28 @@ pub struct Summary<'a> {
     pub place: Place<'a>,
 }
 
+/// A local day relative to today, for "opens …".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenDay {
+    Today,
+    Tomorrow,
+    /// Within the coming week.
+    Weekday(chrono::Weekday),
+    /// Later: day of month and month.
+    Date {
+        day: u32,
+        month: u32,
+    },
+}
+
+/// When a branch opens, in the restaurant's local time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct When {
+    pub day: WhenDay,
+    /// `HH:MM`, 24-hour clock.
+    pub time: String,
+}
+
 /// One method per message the bot sends.
 pub trait Texts: Sync {
     // ------------------------------------------------------------ greeting
@@ -99,6 +121,12 @@ pub trait Texts: Sync {
     fn delivering_from(&self, branch: &str, distance_km: f64) -> String;
     fn delivering_to_address(&self, address: &str, branch: &str) -> String;
     fn outside_area(&self, nearest: Option<(&str, f64)>) -> String;
+    /// No branch takes orders now; the branch that opens soonest, if any.
+    fn closed_now(&self, next: Option<(&str, &When)>) -> String;
+    /// The chosen branch is closed (and when it opens, if known).
+    fn branch_closed(&self, branch: &str, opens: Option<&When>) -> String;
+    /// The order could not be placed: the branch had closed. The cart is kept.
+    fn order_refused_closed(&self, branch: &str, opens: Option<&When>) -> String;
     fn address_too_short(&self) -> String;
     /// How a shared location without an address label is shown.
     fn shared_location(&self) -> String;

@@ -154,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
             StatusCallbackMode::Off
         },
         partitions: args.partitions,
+        secret_keys: None,
         postgres_proxy: false,
     })
     .await;
