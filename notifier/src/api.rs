@@ -343,7 +343,26 @@ pub fn validate_message(message: &str) -> Result<(), ApiError> {
             "`message` is {chars} characters long; at most {MAX_MESSAGE_CHARS} are allowed"
         )));
     }
+    if let Some((at, c)) = message
+        .chars()
+        .enumerate()
+        .find(|(_, c)| is_refused_control(*c))
+    {
+        return Err(ApiError::bad_request(format!(
+            "`message` contains the control character U+{:04X} at character {at}; \
+             only line breaks and tabs are allowed",
+            c as u32
+        )));
+    }
     Ok(())
+}
+
+/// Control characters (Unicode category Cc: C0, DEL, C1) other than line
+/// feed, carriage return and tab. WhatsApp text carries none of them, and
+/// PostgreSQL cannot store U+0000. Format characters (the bidi marks of
+/// Arabic text, ZWJ in emoji) are not control characters and pass.
+fn is_refused_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\n' | '\r' | '\t')
 }
 
 #[derive(Deserialize)]
@@ -520,6 +539,20 @@ mod tests {
         assert!(validate_message(&"a".repeat(MAX_MESSAGE_CHARS + 1)).is_err());
         assert!(validate_message("").is_err());
         assert!(validate_message(" \n\t").is_err());
+        for hostile in [
+            "hi\u{0}",
+            "\u{7}bell",
+            "\u{1b}[31mred",
+            "a\u{7f}",
+            "next\u{85}line",
+        ] {
+            let err = validate_message(hostile).unwrap_err().to_string();
+            assert!(err.contains("control character U+"), "{hostile:?}: {err}");
+        }
+        // Line breaks, tabs and the format characters of Arabic text and
+        // emoji sequences are what staff legitimately type.
+        assert!(validate_message("line one\r\nline two\t✓").is_ok());
+        assert!(validate_message("\u{200f}مرحبا\u{2066}+966\u{2069} 👩\u{200d}🍳").is_ok());
     }
 
     #[test]

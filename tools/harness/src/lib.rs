@@ -13,6 +13,7 @@ use uuid::Uuid;
 use waiter_nats::{Bus, BusConfig};
 
 pub mod jwt;
+pub mod nats_server;
 pub mod proxy;
 pub mod ws;
 
