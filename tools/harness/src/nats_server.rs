@@ -33,6 +33,7 @@ pub struct PrivateNats {
     pub port: u16,
     pub dir: PathBuf,
     child: Option<Child>,
+    env: Vec<(String, String)>,
 }
 
 impl PrivateNats {
@@ -45,14 +46,15 @@ impl PrivateNats {
             port: free_port(),
             dir,
             child: None,
+            env: vec![],
         };
         server.launch(jetstream, None).await;
         server
     }
 
     /// A server running `config` (the text of a nats-server configuration;
-    /// `{port}` and `{store}` are filled in).
-    pub async fn with_config(config: &str) -> PrivateNats {
+    /// `{port}` and `{store}` are filled in) with `env` in its environment.
+    pub async fn with_config(config: &str, env: &[(String, String)]) -> PrivateNats {
         let dir = std::env::temp_dir().join(format!("waiter-nats-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("nats store dir");
         let port = free_port();
@@ -65,7 +67,9 @@ impl PrivateNats {
             port,
             dir,
             child: None,
+            env: vec![],
         };
+        server.env = env.to_vec();
         server.launch(true, Some(path)).await;
         server
     }
@@ -104,6 +108,7 @@ impl PrivateNats {
             }
         }
         let child = command
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
