@@ -80,6 +80,16 @@ fn the_shipped_configuration_is_valid() {
     );
 }
 
+/// A stage, the streams it ensures, the consumers it reads, a subject it
+/// writes and one it may not.
+type StageCase = (
+    &'static str,
+    &'static [StreamKind],
+    Vec<ConsumerSpec>,
+    String,
+    String,
+);
+
 async fn can_publish(bus: &Bus, subject: String) -> bool {
     let envelope = Envelope::new(
         waiter_nats::envelope::new_id(),
@@ -162,13 +172,7 @@ async fn each_stage_works_with_its_own_credentials_and_is_refused_the_rest() {
 
     // Every other stage: the streams it ensures, the consumers it reads,
     // a subject it writes, and one it may not.
-    let cases: [(
-        &'static str,
-        &[StreamKind],
-        Vec<ConsumerSpec>,
-        String,
-        String,
-    ); 5] = [
+    let cases: [StageCase; 5] = [
         (
             "router",
             &[
