@@ -452,7 +452,7 @@ mod dialogue_tests {
             Some("Olaya St")
         );
         for damaged in [
-            serde_json::json!({"step": "a-step-from-a-newer-release"}),
+            serde_json::json!({"language": 12}),
             serde_json::json!({"cart": "not a list"}),
             serde_json::json!([1, 2]),
         ] {

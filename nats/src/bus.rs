@@ -53,7 +53,27 @@ impl Bus {
                 what: "NATS credentials".into(),
                 reason,
             })?;
+        // The server's last complaint (a wrong password, a permissions
+        // violation), for the log and for a readable start-up error.
+        let last_error = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let noted = last_error.clone();
+        let name = client_name.to_string();
         let client = options
+            .event_callback(move |event| {
+                let (noted, name) = (noted.clone(), name.clone());
+                async move {
+                    match &event {
+                        async_nats::Event::ServerError(_) | async_nats::Event::ClientError(_) => {
+                            tracing::error!(client = %name, %event, "NATS");
+                            *noted.lock().expect("nats error slot") = Some(event.to_string());
+                        }
+                        async_nats::Event::Connected => {
+                            tracing::info!(client = %name, "NATS connected")
+                        }
+                        other => tracing::warn!(client = %name, event = %other, "NATS"),
+                    }
+                }
+            })
             .connection_timeout(Duration::from_secs(5))
             .retry_on_initial_connect()
             .max_reconnects(None)

@@ -447,7 +447,7 @@ async fn a_staff_message_with_control_characters_is_refused_and_nothing_is_queue
         s.info().await.unwrap().state.messages
     };
     let before = held(stream.clone()).await;
-    for hostile in ["hi\u{0}", "ring\u{7}", "\u{1b}[2Jcleared", "\u{85}"] {
+    for hostile in ["hi\u{0}", "ring\u{7}", "\u{1b}[2Jcleared", "next\u{85}line"] {
         let (status, answer) = stage
             .post(&url, &token, Some(json!({ "message": hostile })))
             .await;

@@ -302,5 +302,6 @@ async fn each_stage_works_with_its_own_credentials_and_is_refused_the_rest() {
         Err(e) => e.to_string(),
     };
     assert!(!err.contains("not-the-password"), "{err}");
+    assert!(err.contains("authorization"), "a readable reason: {err}");
     shutdown.cancel();
 }
