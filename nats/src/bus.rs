@@ -89,7 +89,13 @@ impl Bus {
             .await
             .map_err(|_| BusError::Setup {
                 what: "connection".into(),
-                reason: format!("no answer from NATS at {} within 10s", config.display_url()),
+                reason: match last_error.lock().expect("nats error slot").take() {
+                    Some(said) => format!(
+                        "NATS at {} refused the connection ({said}): check NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY_SEED or NATS_CREDS_FILE",
+                        config.display_url()
+                    ),
+                    None => format!("no answer from NATS at {} within 10s", config.display_url()),
+                },
             })?
             .map_err(|e| BusError::Setup {
                 what: "connection".into(),
