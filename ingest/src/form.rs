@@ -27,6 +27,9 @@ pub fn parse_pairs(body: &[u8]) -> Result<Vec<(String, String)>, FormError> {
         .map_err(|e| FormError::NotAForm(e.to_string()))
 }
 
+/// The longest SID or address accepted (Twilio's are under 50 bytes).
+pub const MAX_IDENTIFIER_BYTES: usize = 256;
+
 struct Params<'a> {
     pairs: &'a [(String, String)],
 }
@@ -45,6 +48,19 @@ impl<'a> Params<'a> {
 
     fn required(&self, name: &'static str) -> Result<String, FormError> {
         self.opt(name).ok_or(FormError::Missing(name))
+    }
+
+    /// A required identifier (a SID, an address): also a key in unique
+    /// indexes downstream, where an oversized value would fail every retry.
+    fn identifier(&self, name: &'static str) -> Result<String, FormError> {
+        let value = self.required(name)?;
+        if value.len() > MAX_IDENTIFIER_BYTES {
+            return Err(FormError::Invalid {
+                name,
+                reason: format!("{} bytes long; at most {MAX_IDENTIFIER_BYTES}", value.len()),
+            });
+        }
+        Ok(value)
     }
 
     fn flag(&self, name: &str) -> bool {
@@ -114,10 +130,10 @@ pub fn inbound_message(pairs: Vec<(String, String)>) -> Result<InboundMessage, F
         .map(|body| base64::engine::general_purpose::STANDARD.encode(body.as_bytes()));
     let pairs = visible_pairs(pairs);
     let p = Params { pairs: &pairs };
-    let message_sid = p.required("MessageSid")?;
+    let message_sid = p.identifier("MessageSid")?;
     let account_sid = account_sid(&p)?;
-    let from = p.required("From")?;
-    let to = p.required("To")?;
+    let from = p.identifier("From")?;
+    let to = p.identifier("To")?;
     let num_media: usize = match p.opt("NumMedia") {
         None => 0,
         Some(n) => n.trim().parse().map_err(|_| FormError::Invalid {
@@ -221,7 +237,7 @@ pub fn status_callback(pairs: Vec<(String, String)>) -> Result<StatusCallback, F
     let pairs = visible_pairs(pairs);
     let p = Params { pairs: &pairs };
     let callback = StatusCallback {
-        message_sid: p.required("MessageSid")?,
+        message_sid: p.identifier("MessageSid")?,
         account_sid: account_sid(&p)?,
         status: p
             .opt("MessageStatus")
@@ -355,6 +371,14 @@ mod tests {
         let mut bad_media = form(&ok);
         bad_media.push(("NumMedia".into(), "eleven".into()));
         assert!(inbound_message(bad_media).is_err());
+        for name in ["MessageSid", "From", "To"] {
+            let mut huge = form(&ok);
+            huge.iter_mut().find(|(k, _)| k == name).unwrap().1 = "9".repeat(60_000);
+            assert!(
+                matches!(inbound_message(huge), Err(FormError::Invalid { name: n, .. }) if n == name),
+                "{name}"
+            );
+        }
         let mut half_location = form(&ok);
         half_location.push(("Latitude".into(), "24.1".into()));
         assert!(inbound_message(half_location).is_err());
