@@ -1,6 +1,7 @@
 //! A webhook body as Twilio (or anyone) may post it: parsed, its signature
 //! checked, turned into a message and a status callback, and sampled as a
-//! refusal. Nothing panics; what is accepted carries no NUL; a sample stays
+//! refusal. Nothing panics; what is accepted carries no NUL and no
+//! oversized identifier; a sample stays
 //! within its caps; the signature we compute is the one we accept.
 #![no_main]
 

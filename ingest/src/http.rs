@@ -61,7 +61,7 @@ fn source_of(config: &Config, peer: Option<ClientAddr>, headers: &warp::http::He
     let forwarded = config.client_ip_header.as_deref().and_then(|name| {
         let value = headers.get(name)?.to_str().ok()?;
         let last = value.rsplit(',').next()?.trim();
-        (!last.is_empty()).then(|| refusals_safe(last))
+        (!last.is_empty()).then(|| printable(last))
     });
     forwarded.unwrap_or_else(|| match peer {
         Some(ClientAddr(addr)) => addr.ip().to_string(),
@@ -70,7 +70,7 @@ fn source_of(config: &Config, peer: Option<ClientAddr>, headers: &warp::http::He
 }
 
 /// A header value as a source name: bounded and printable.
-fn refusals_safe(raw: &str) -> String {
+fn printable(raw: &str) -> String {
     raw.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
