@@ -132,3 +132,11 @@ migrate:
 bench *args:
     tools/ops/ensure-services.sh
     cargo run -q --release -p waiter-e2e --bin bench -- "$@"
+
+# Check the shipped nats-server configuration (nats/server/) with `nats-server -t`.
+nats-config-check:
+    NATS_INGEST_PASSWORD=x NATS_ROUTER_PASSWORD=x NATS_CONVERSATION_PASSWORD=x NATS_ORDER_PASSWORD=x NATS_OUTBOUND_PASSWORD=x NATS_NOTIFIER_PASSWORD=x NATS_WAITERCTL_PASSWORD=x nats-server -t -c nats/server/waiter.conf
+
+# Fuzz each target for SECONDS (default 30) on the stable toolchain; installs cargo-fuzz when missing.
+fuzz seconds="30":
+    tools/ops/fuzz.sh "$1"

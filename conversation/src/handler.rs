@@ -404,8 +404,62 @@ async fn existing(
         .ok_or_else(|| ConversationError::Invalid("no such conversation".into()))
 }
 
+/// The conversation's dialogue state. A state that does not decode (written
+/// by a newer release, or damaged by hand) is logged and counted
+/// (`waiter_conversation_dialogue_undecodable_total`), and the bot starts
+/// over from the greeting rather than failing every input of the customer.
 fn dialogue_of(conversation: &ConversationRow) -> Dialogue {
-    serde_json::from_value(conversation.dialogue.clone()).unwrap_or_default()
+    match decode_dialogue(&conversation.dialogue) {
+        Ok(dialogue) => dialogue,
+        Err(e) => {
+            metrics::counter!("waiter_conversation_dialogue_undecodable_total").increment(1);
+            tracing::error!(conversation = %conversation.id, error = %e,
+                "dialogue state does not decode: the bot starts this conversation over");
+            Dialogue::default()
+        }
+    }
+}
+
+/// A missing state (`null`) is a new dialogue; `{}` (the column's default)
+/// decodes as one because every field has a default.
+fn decode_dialogue(value: &serde_json::Value) -> Result<Dialogue, serde_json::Error> {
+    match value {
+        serde_json::Value::Null => Ok(Dialogue::default()),
+        other => serde_json::from_value(other.clone()),
+    }
+}
+
+#[cfg(test)]
+mod dialogue_tests {
+    use super::*;
+
+    #[test]
+    fn a_state_that_does_not_decode_is_an_error_not_a_new_dialogue() {
+        assert_eq!(
+            decode_dialogue(&serde_json::json!({})).unwrap(),
+            Dialogue::default()
+        );
+        assert_eq!(
+            decode_dialogue(&serde_json::Value::Null).unwrap(),
+            Dialogue::default()
+        );
+        let stored = serde_json::to_value(Dialogue {
+            address: Some("Olaya St".into()),
+            ..Dialogue::default()
+        })
+        .unwrap();
+        assert_eq!(
+            decode_dialogue(&stored).unwrap().address.as_deref(),
+            Some("Olaya St")
+        );
+        for damaged in [
+            serde_json::json!({"language": 12}),
+            serde_json::json!({"cart": "not a list"}),
+            serde_json::json!([1, 2]),
+        ] {
+            assert!(decode_dialogue(&damaged).is_err(), "{damaged}");
+        }
+    }
 }
 
 fn context<'c>(
@@ -502,6 +556,14 @@ impl Conversations {
             // Stored under another envelope id (an operator replay): once is enough.
             return Ok(conversation.id);
         };
+        if let Some(original) = &inbound.body_original {
+            use base64::Engine;
+            match base64::engine::general_purpose::STANDARD.decode(original) {
+                Ok(bytes) => store::keep_original_body(tx, message_id, &bytes).await?,
+                Err(e) => tracing::warn!(sid = %inbound.message_sid, error = %e,
+                    "the original body is not base64; only the visible body is kept"),
+            }
+        }
         let conversation = store::record_inbound(tx, conversation.id, inbound.received_at).await?;
         let mut effects = Effects::new(&self.bus, envelope, conversation);
         effects

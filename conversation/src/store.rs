@@ -242,6 +242,21 @@ pub async fn insert_message(
     .await
 }
 
+/// Keeps the body exactly as the customer sent it, when the visible body
+/// differs (it had U+0000, which `text` cannot hold).
+pub async fn keep_original_body(
+    tx: &mut PgConnection,
+    message_id: Uuid,
+    original: &[u8],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE messages SET body_original = $2 WHERE id = $1")
+        .bind(message_id)
+        .bind(original)
+        .execute(&mut *tx)
+        .await
+        .map(|_| ())
+}
+
 /// The total and fulfilment of an order, for telling the customer.
 pub async fn order_summary(
     tx: &mut PgConnection,

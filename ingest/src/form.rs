@@ -1,8 +1,9 @@
 //! Twilio's form parameters into typed payloads. Unknown parameters are
 //! kept (in `params`) and never a reason to refuse.
 
-use std::collections::BTreeMap;
+use std::{borrow::Cow, collections::BTreeMap};
 
+use base64::Engine;
 use chrono::Utc;
 use thiserror::Error;
 use waiter_nats::messages::{
@@ -26,6 +27,9 @@ pub fn parse_pairs(body: &[u8]) -> Result<Vec<(String, String)>, FormError> {
         .map_err(|e| FormError::NotAForm(e.to_string()))
 }
 
+/// The longest SID or address accepted (Twilio's are under 50 bytes).
+pub const MAX_IDENTIFIER_BYTES: usize = 256;
+
 struct Params<'a> {
     pairs: &'a [(String, String)],
 }
@@ -44,6 +48,19 @@ impl<'a> Params<'a> {
 
     fn required(&self, name: &'static str) -> Result<String, FormError> {
         self.opt(name).ok_or(FormError::Missing(name))
+    }
+
+    /// A required identifier (a SID, an address): also a key in unique
+    /// indexes downstream, where an oversized value would fail every retry.
+    fn identifier(&self, name: &'static str) -> Result<String, FormError> {
+        let value = self.required(name)?;
+        if value.len() > MAX_IDENTIFIER_BYTES {
+            return Err(FormError::Invalid {
+                name,
+                reason: format!("{} bytes long; at most {MAX_IDENTIFIER_BYTES}", value.len()),
+            });
+        }
+        Ok(value)
     }
 
     fn flag(&self, name: &str) -> bool {
@@ -85,13 +102,38 @@ pub fn account_of(pairs: &[(String, String)]) -> Option<&str> {
     Params { pairs }.get("AccountSid")
 }
 
-/// An inbound message webhook.
+/// Text as PostgreSQL can store it: `text` and `jsonb` cannot hold U+0000,
+/// so each NUL becomes U+FFFD (the replacement character). Every other
+/// character, control characters included, is kept as the customer sent it.
+pub fn visible(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+fn visible_pairs(pairs: Vec<(String, String)>) -> Vec<(String, String)> {
+    let fix = |s: String| match visible(&s) {
+        Cow::Borrowed(_) => s,
+        Cow::Owned(fixed) => fixed,
+    };
+    pairs.into_iter().map(|(k, v)| (fix(k), fix(v))).collect()
+}
+
+/// An inbound message webhook. Call after the signature check: the
+/// signature covers the values as received, NULs included.
 pub fn inbound_message(pairs: Vec<(String, String)>) -> Result<InboundMessage, FormError> {
+    let body_original = Params { pairs: &pairs }
+        .get("Body")
+        .filter(|body| body.contains('\0'))
+        .map(|body| base64::engine::general_purpose::STANDARD.encode(body.as_bytes()));
+    let pairs = visible_pairs(pairs);
     let p = Params { pairs: &pairs };
-    let message_sid = p.required("MessageSid")?;
+    let message_sid = p.identifier("MessageSid")?;
     let account_sid = account_sid(&p)?;
-    let from = p.required("From")?;
-    let to = p.required("To")?;
+    let from = p.identifier("From")?;
+    let to = p.identifier("To")?;
     let num_media: usize = match p.opt("NumMedia") {
         None => 0,
         Some(n) => n.trim().parse().map_err(|_| FormError::Invalid {
@@ -170,6 +212,7 @@ pub fn inbound_message(pairs: Vec<(String, String)>) -> Result<InboundMessage, F
         from,
         to,
         body: p.get("Body").unwrap_or_default().to_string(),
+        body_original,
         profile_name: p.opt("ProfileName"),
         wa_id: p.opt("WaId"),
         message_type: p.opt("MessageType"),
@@ -191,9 +234,10 @@ pub fn inbound_message(pairs: Vec<(String, String)>) -> Result<InboundMessage, F
 
 /// A status callback.
 pub fn status_callback(pairs: Vec<(String, String)>) -> Result<StatusCallback, FormError> {
+    let pairs = visible_pairs(pairs);
     let p = Params { pairs: &pairs };
     let callback = StatusCallback {
-        message_sid: p.required("MessageSid")?,
+        message_sid: p.identifier("MessageSid")?,
         account_sid: account_sid(&p)?,
         status: p
             .opt("MessageStatus")
@@ -327,6 +371,14 @@ mod tests {
         let mut bad_media = form(&ok);
         bad_media.push(("NumMedia".into(), "eleven".into()));
         assert!(inbound_message(bad_media).is_err());
+        for name in ["MessageSid", "From", "To"] {
+            let mut huge = form(&ok);
+            huge.iter_mut().find(|(k, _)| k == name).unwrap().1 = "9".repeat(60_000);
+            assert!(
+                matches!(inbound_message(huge), Err(FormError::Invalid { name: n, .. }) if n == name),
+                "{name}"
+            );
+        }
         let mut half_location = form(&ok);
         half_location.push(("Latitude".into(), "24.1".into()));
         assert!(inbound_message(half_location).is_err());
@@ -358,6 +410,41 @@ mod tests {
         .unwrap();
         assert_eq!(s.status, "delivered");
         assert_eq!(s.error_code.as_deref(), Some("63016"));
+    }
+
+    #[test]
+    fn nul_is_replaced_everywhere_and_the_original_body_kept() {
+        let m = inbound_message(form(&[
+            ("MessageSid", "SM1"),
+            ("AccountSid", AC),
+            ("From", "whatsapp:+1\0"),
+            ("To", "\0"),
+            ("Body", "hi\0there\u{7}"),
+            ("ProfileName", "\0\0"),
+            ("X\0", "y"),
+        ]))
+        .unwrap();
+        assert_eq!(m.body, "hi\u{FFFD}there\u{7}", "only NUL is replaced");
+        let original = base64::engine::general_purpose::STANDARD
+            .decode(m.body_original.unwrap())
+            .unwrap();
+        assert_eq!(original, b"hi\0there\x07");
+        assert_eq!(m.to, "\u{FFFD}");
+        assert_eq!(m.from, "whatsapp:+1\u{FFFD}");
+        assert_eq!(m.profile_name.as_deref(), Some("\u{FFFD}\u{FFFD}"));
+        assert!(m
+            .params
+            .iter()
+            .all(|(k, v)| !k.contains('\0') && !v.contains('\0')));
+        let plain = inbound_message(form(&[
+            ("MessageSid", "SM1"),
+            ("AccountSid", AC),
+            ("From", "whatsapp:+1"),
+            ("To", "whatsapp:+2"),
+            ("Body", "hi"),
+        ]))
+        .unwrap();
+        assert_eq!(plain.body_original, None);
     }
 
     #[test]

@@ -8,18 +8,22 @@
 
 pub mod form;
 pub mod http;
+pub mod refusals;
 pub mod signature;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use waiter_nats::{
     directory::{Directory, DirectoryCache},
-    Bus, BusError, StreamKind,
+    envelope::new_id,
+    Bus, BusError, Envelope, StreamKind,
 };
-use waiter_runtime::{ConfigError, EnvReader, Health, Running};
+use waiter_runtime::{http::HttpTimeouts, ConfigError, EnvReader, Health, Running};
 use waiter_secrets::Keyring;
+
+use crate::refusals::{RefusalPolicy, Refusals};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -31,6 +35,14 @@ pub struct Config {
     pub max_body_bytes: u64,
     /// `WAITER_SECRET_KEY`: opens the sealed auth tokens of the directory.
     pub secret_keys: Keyring,
+    pub timeouts: HttpTimeouts,
+    /// How long `start` waits for the tenant directory before serving
+    /// anyway (answering 503 until it is loaded).
+    pub directory_wait: Duration,
+    pub refusals: RefusalPolicy,
+    /// A header naming the client address, set by a proxy in front
+    /// (`X-Forwarded-For`: its last address is used). Unset: the peer.
+    pub client_ip_header: Option<String>,
 }
 
 impl Config {
@@ -46,6 +58,23 @@ impl Config {
                 "PUBLIC_URL={public_url:?} must start with http:// or https://"
             ));
         }
+        let timeouts = HttpTimeouts::from_env(&mut env, "INGEST");
+        let directory_wait = Duration::from_millis(env.parse("INGEST_DIRECTORY_WAIT_MS", 5_000));
+        let defaults = RefusalPolicy::default();
+        let refusals = RefusalPolicy {
+            threshold_per_minute: env
+                .parse("INGEST_REFUSED_PER_MINUTE", defaults.threshold_per_minute),
+            samples: env.parse("INGEST_REFUSED_SAMPLES", defaults.samples),
+            max_sources: env.parse("INGEST_REFUSED_SOURCES", defaults.max_sources),
+            flush_every: Duration::from_millis(env.parse(
+                "INGEST_REFUSED_FLUSH_MS",
+                defaults.flush_every.as_millis() as u64,
+            )),
+        };
+        if refusals.max_sources == 0 || refusals.flush_every < Duration::from_millis(100) {
+            env.problem("INGEST_REFUSED_SOURCES must be at least 1 and INGEST_REFUSED_FLUSH_MS at least 100");
+        }
+        let client_ip_header = env.optional("INGEST_CLIENT_IP_HEADER");
         env.finish()?;
         Ok(Self {
             listen,
@@ -53,6 +82,10 @@ impl Config {
             validate_signatures,
             max_body_bytes,
             secret_keys: secret_keys.expect("a missing key is a configuration problem"),
+            timeouts,
+            directory_wait,
+            refusals,
+            client_ip_header,
         })
     }
 
@@ -64,6 +97,13 @@ impl Config {
             validate_signatures: true,
             max_body_bytes: 64 * 1024,
             secret_keys: Keyring::for_tests().clone(),
+            timeouts: HttpTimeouts::default(),
+            directory_wait: Duration::from_secs(5),
+            refusals: RefusalPolicy {
+                flush_every: Duration::from_millis(200),
+                ..RefusalPolicy::default()
+            },
+            client_ip_header: None,
         }
     }
 }
@@ -78,55 +118,114 @@ pub enum IngestError {
 
 /// Starts the webhook server. With `public_url` empty (tests), it becomes
 /// `http://<bound address>`.
+///
+/// The port is served at once; webhooks get 503 (Twilio retries) until the
+/// ingest stream is ensured and the tenant directory loaded, since before
+/// that a real tenant's request would look like an unknown account. `start`
+/// itself waits for that at most `directory_wait`.
 pub async fn start(
     mut config: Config,
     bus: Bus,
     shutdown: CancellationToken,
 ) -> Result<Running, IngestError> {
-    bus.ensure_streams(&[StreamKind::Ingest]).await?;
-    let cache = DirectoryCache::new(config.secret_keys.clone());
-    let directory = Directory::open(&bus).await?;
-    directory
-        .follow(cache.clone(), Duration::from_secs(5), shutdown.clone())
-        .await?;
-    tracing::info!(accounts = cache.len(), "tenant directory loaded");
-    if !config.validate_signatures {
-        tracing::warn!(
-            "TWILIO_WEBHOOK_VALIDATE is off: webhook signatures are NOT checked (development only)"
-        );
-    }
-    let connection = bus.clone();
-    let health = Health::new("ingest").check("nats", move || connection.is_connected());
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let (listener, addr) = waiter_runtime::http::bind(config.listen)
         .await
         .map_err(|e| IngestError::Bind {
             addr: config.listen,
             reason: e.to_string(),
         })?;
-    let addr = listener.local_addr().map_err(|e| IngestError::Bind {
-        addr: config.listen,
-        reason: e.to_string(),
-    })?;
     if config.public_url.is_empty() {
         config.public_url = format!("http://{addr}");
     }
-    let state = http::State::new(config, bus, cache);
-    let routes = http::routes(state, health);
-    let stream = tokio_stream_from(listener);
-    let server = warp::serve(routes)
-        .serve_incoming_with_graceful_shutdown(stream, async move { shutdown.cancelled().await });
-    tracing::info!(%addr, "ingest listening");
-    Ok(Running {
-        addr,
-        done: tokio::spawn(server),
-    })
+    if !config.validate_signatures {
+        tracing::warn!(
+            "TWILIO_WEBHOOK_VALIDATE is off: webhook signatures are NOT checked (development only)"
+        );
+    }
+    let cache = DirectoryCache::new(config.secret_keys.clone());
+    tokio::spawn(load_directory(bus.clone(), cache.clone(), shutdown.clone()));
+    let refusals = Arc::new(Refusals::new(config.refusals.clone()));
+    let flusher = tokio::spawn(flush_refusals(
+        bus.clone(),
+        refusals.clone(),
+        shutdown.clone(),
+    ));
+
+    let connection = bus.clone();
+    let loaded = cache.clone();
+    let health = Health::new("ingest")
+        .check("nats", move || connection.is_connected())
+        .ready_when("tenant_directory", move || loaded.is_loaded());
+    let (timeouts, directory_wait) = (config.timeouts, config.directory_wait);
+    let state = http::State::new(config, bus, cache.clone(), refusals);
+    let server =
+        waiter_runtime::http::serve(listener, http::routes(state, health), timeouts, shutdown);
+    if cache.wait_loaded(directory_wait).await {
+        tracing::info!(%addr, accounts = cache.len(), "ingest listening, tenant directory loaded");
+    } else {
+        tracing::warn!(%addr, "ingest listening; the tenant directory is not loaded yet: webhooks get 503 until it is");
+    }
+    let done = tokio::spawn(async move {
+        let _ = server.await;
+        let _ = flusher.await;
+    });
+    Ok(Running { addr, done })
 }
 
-fn tokio_stream_from(
-    listener: tokio::net::TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    futures::stream::unfold(listener, |listener| async move {
-        let accepted = listener.accept().await.map(|(socket, _)| socket);
-        Some((accepted, listener))
-    })
+/// Ensures the ingest stream and follows the directory, retrying until
+/// both worked (JetStream may still be starting, or be unreachable).
+async fn load_directory(bus: Bus, cache: DirectoryCache, shutdown: CancellationToken) {
+    let mut delay = Duration::from_millis(250);
+    while !shutdown.is_cancelled() {
+        let attempt = async {
+            bus.ensure_streams(&[StreamKind::Ingest]).await?;
+            let directory = Directory::open(&bus).await?;
+            directory
+                .follow(cache.clone(), Duration::ZERO, shutdown.clone())
+                .await
+        };
+        match attempt.await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "cannot load the tenant directory yet");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Publishes the refusal counts every `flush_every`, and once more at
+/// shutdown.
+async fn flush_refusals(bus: Bus, refusals: Arc<Refusals>, shutdown: CancellationToken) {
+    let every = refusals.policy().flush_every;
+    loop {
+        let stopping = tokio::select! {
+            _ = shutdown.cancelled() => true,
+            _ = tokio::time::sleep(every) => false,
+        };
+        let reports = refusals.drain(chrono::Utc::now());
+        let subject = bus.topology().refused_webhooks();
+        let mut failed = vec![];
+        for report in reports {
+            if !failed.is_empty() {
+                failed.push(report);
+                continue;
+            }
+            let envelope = Envelope::new(new_id(), new_id(), report);
+            if let Err(e) = bus.publish(subject.clone(), &envelope).await {
+                tracing::warn!(error = %e, "cannot publish refused-webhook counts; kept for the next flush");
+                failed.push(envelope.body);
+            }
+        }
+        if !failed.is_empty() {
+            refusals.retry_later(failed);
+        }
+        if stopping {
+            return;
+        }
+    }
 }

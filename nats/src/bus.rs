@@ -19,6 +19,7 @@ pub struct Bus {
     replicas: usize,
     publish_timeout: Duration,
     ack_wait: Duration,
+    stream_limits: std::collections::HashMap<StreamKind, streams::StreamLimits>,
 }
 
 /// An envelope encoded earlier, with its headers' values (the outbox).
@@ -41,17 +42,45 @@ pub struct Published {
 }
 
 impl Bus {
-    /// Connects once; the client reconnects by itself if the server restarts.
+    /// Connects once, with the configured credentials and TLS; the client
+    /// reconnects by itself if the server restarts. Errors name the URL
+    /// without its password.
     pub async fn connect(config: &BusConfig, client_name: &str) -> Result<Self, BusError> {
-        let client = async_nats::ConnectOptions::new()
-            .name(client_name)
+        let options = config
+            .connect_options(client_name)
+            .await
+            .map_err(|reason| BusError::Setup {
+                what: "NATS credentials".into(),
+                reason,
+            })?;
+        // The server's last complaint (a wrong password, a permissions
+        // violation), for the log and for a readable start-up error.
+        let last_error = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let noted = last_error.clone();
+        let name = client_name.to_string();
+        let client = options
+            .event_callback(move |event| {
+                let (noted, name) = (noted.clone(), name.clone());
+                async move {
+                    match &event {
+                        async_nats::Event::ServerError(_) | async_nats::Event::ClientError(_) => {
+                            tracing::error!(client = %name, %event, "NATS");
+                            *noted.lock().expect("nats error slot") = Some(event.to_string());
+                        }
+                        async_nats::Event::Connected => {
+                            tracing::info!(client = %name, "NATS connected")
+                        }
+                        other => tracing::warn!(client = %name, event = %other, "NATS"),
+                    }
+                }
+            })
             .connection_timeout(Duration::from_secs(5))
             .retry_on_initial_connect()
             .max_reconnects(None)
             .connect(&config.url)
             .await
             .map_err(|source| BusError::Connect {
-                url: config.url.clone(),
+                url: config.display_url(),
                 source,
             })?;
         // A first round trip, so a wrong URL fails here with a readable
@@ -60,7 +89,13 @@ impl Bus {
             .await
             .map_err(|_| BusError::Setup {
                 what: "connection".into(),
-                reason: format!("no answer from NATS at {} within 10s", config.url),
+                reason: match last_error.lock().expect("nats error slot").take() {
+                    Some(said) => format!(
+                        "NATS at {} refused the connection ({said}): check NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY_SEED or NATS_CREDS_FILE",
+                        config.display_url()
+                    ),
+                    None => format!("no answer from NATS at {} within 10s", config.display_url()),
+                },
             })?
             .map_err(|e| BusError::Setup {
                 what: "connection".into(),
@@ -78,6 +113,7 @@ impl Bus {
             replicas: config.replicas,
             publish_timeout: config.publish_timeout,
             ack_wait: config.ack_wait,
+            stream_limits: config.stream_limits.clone(),
         })
     }
 
@@ -106,7 +142,13 @@ impl Bus {
     /// Creates the given streams if they do not exist yet (idempotent).
     pub async fn ensure_streams(&self, kinds: &[StreamKind]) -> Result<(), BusError> {
         for &kind in kinds {
-            streams::ensure_stream(&self.jetstream, &self.topology, kind, self.replicas).await?;
+            let limits = self
+                .stream_limits
+                .get(&kind)
+                .copied()
+                .unwrap_or_else(|| streams::StreamLimits::default_for(kind));
+            streams::ensure_stream(&self.jetstream, &self.topology, kind, self.replicas, limits)
+                .await?;
         }
         Ok(())
     }

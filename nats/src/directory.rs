@@ -16,7 +16,10 @@
 use std::{
     collections::HashMap,
     fmt,
-    sync::{Arc, RwLock},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, RwLock,
+    },
     time::Duration,
 };
 
@@ -85,7 +88,9 @@ impl Directory {
     }
 
     /// Starts a background task that keeps `cache` equal to the directory.
-    /// Resolves once the current contents are loaded (or after `initial_wait`).
+    /// Resolves once the current contents are loaded or after
+    /// `initial_wait`, whichever comes first; [`DirectoryCache::is_loaded`]
+    /// tells which (the load goes on in the background).
     pub async fn follow(
         &self,
         cache: DirectoryCache,
@@ -103,9 +108,8 @@ impl Directory {
                 what: format!("stream {stream_name}"),
                 reason: e.to_string(),
             })?;
-        let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel();
+        let loaded = cache.clone();
         tokio::spawn(async move {
-            let mut loaded_tx = Some(loaded_tx);
             while !shutdown.is_cancelled() {
                 let empty = stream
                     .get_info()
@@ -113,9 +117,7 @@ impl Directory {
                     .map(|info| info.state.messages == 0)
                     .unwrap_or(false);
                 if empty {
-                    if let Some(tx) = loaded_tx.take() {
-                        let _ = tx.send(());
-                    }
+                    cache.mark_loaded();
                 }
                 let ordered = stream
                     .create_consumer(consumer::pull::OrderedConfig {
@@ -154,9 +156,7 @@ impl Directory {
                             }
                             let caught_up = message.info().map(|i| i.pending == 0).unwrap_or(false);
                             if caught_up {
-                                if let Some(tx) = loaded_tx.take() {
-                                    let _ = tx.send(());
-                                }
+                                cache.mark_loaded();
                             }
                         }
                         Some(Err(e)) => {
@@ -168,7 +168,7 @@ impl Directory {
                 }
             }
         });
-        let _ = tokio::time::timeout(initial_wait, loaded_rx).await;
+        loaded.wait_loaded(initial_wait).await;
         Ok(())
     }
 }
@@ -179,6 +179,8 @@ impl Directory {
 pub struct DirectoryCache {
     keys: Keyring,
     tokens: Arc<RwLock<HashMap<String, SecretString>>>,
+    loaded: Arc<AtomicBool>,
+    on_load: Arc<tokio::sync::Notify>,
 }
 
 impl DirectoryCache {
@@ -186,7 +188,31 @@ impl DirectoryCache {
         Self {
             keys,
             tokens: Arc::default(),
+            loaded: Arc::default(),
+            on_load: Arc::default(),
         }
+    }
+
+    /// Whether the directory's contents at the time of following were all
+    /// read: until then an unknown account may only be not loaded yet.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    fn mark_loaded(&self) {
+        if !self.loaded.swap(true, Ordering::AcqRel) {
+            self.on_load.notify_waiters();
+        }
+    }
+
+    /// Waits at most `limit` for the load; true when loaded.
+    pub async fn wait_loaded(&self, limit: Duration) -> bool {
+        let notified = self.on_load.notified();
+        if self.is_loaded() {
+            return true;
+        }
+        let _ = tokio::time::timeout(limit, notified).await;
+        self.is_loaded()
     }
 
     pub fn auth_token(&self, account_sid: &str) -> Option<SecretString> {

@@ -48,7 +48,13 @@ pub struct InboundMessage {
     /// `whatsapp:+E164` or `whatsapp:<business-scoped id>`: never assume a phone.
     pub from: String,
     pub to: String,
+    /// The text as shown and stored. PostgreSQL text cannot hold U+0000, so
+    /// ingest replaces each NUL (in this and every other field) with U+FFFD.
     pub body: String,
+    /// Base64 of the `Body` exactly as received, only when it differs from
+    /// `body` (it carried a NUL); stored in `messages.body_original`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_original: Option<String>,
     pub profile_name: Option<String>,
     pub wa_id: Option<String>,
     pub message_type: Option<String>,
@@ -124,23 +130,50 @@ impl WebhookOutcome {
     }
 }
 
-/// A webhook ingest refused, published so the router can audit it (ingest
-/// itself does not write to PostgreSQL).
+/// Refused (or duplicate) webhooks of one kind from one source address in
+/// one minute, as one ingest process counted them: ingest publishes counts
+/// and a few truncated samples, never every request, so unsigned traffic
+/// cannot fill the broker or the database.
+///
+/// `count` and `samples` are cumulative for (`ingest_id`, `minute`,
+/// `endpoint`, `outcome`, `source`): a later report replaces an earlier one,
+/// so storing them is idempotent and order does not matter.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RejectedWebhook {
+pub struct RefusedWebhooks {
+    /// The ingest process that counted (random per start).
+    pub ingest_id: Uuid,
+    /// The start of the minute.
+    pub minute: DateTime<Utc>,
     /// `message` or `status`.
     pub endpoint: String,
     pub outcome: WebhookOutcome,
+    /// The client address (or `other` past the per-minute cap of sources).
+    pub source: String,
+    /// The reason of the first refusal counted.
+    pub reason: String,
+    pub count: u64,
+    /// Requests answered without a sample or a log line because their
+    /// source was over its per-minute threshold.
+    pub throttled: u64,
+    pub samples: Vec<RefusedSample>,
+}
+
+impl Payload for RefusedWebhooks {
+    const KIND: &'static str = "ingest.refused";
+}
+
+/// One refused request, truncated: a bounded number of parameters, each
+/// name and value cut to a bounded length, NUL replaced.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct RefusedSample {
     pub reason: String,
     pub account_sid: Option<String>,
     pub message_sid: Option<String>,
     pub to: Option<String>,
     pub params: Vec<(String, String)>,
+    /// Parameters left out past the cap.
+    pub params_dropped: usize,
     pub received_at: DateTime<Utc>,
-}
-
-impl Payload for RejectedWebhook {
-    const KIND: &'static str = "ingest.rejected";
 }
 
 // ---------------------------------------------------------- conversation

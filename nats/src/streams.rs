@@ -31,47 +31,147 @@ fn retention(kind: StreamKind) -> Duration {
     }
 }
 
+/// What a full stream does with the next message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discard {
+    /// Deletes its oldest messages (consumed ones, unless a consumer is a
+    /// whole cap behind).
+    Old,
+    /// Refuses the publish: the producer sees an error and retries.
+    New,
+}
+
+/// A stream's size caps. JetStream reserves `max_bytes` of its store for
+/// the stream when it is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    pub max_bytes: i64,
+    pub max_messages: i64,
+    pub discard: Discard,
+}
+
+impl StreamLimits {
+    const MIB: i64 = 1 << 20;
+
+    /// Production defaults. The work and event streams keep 7 days for
+    /// `just replay` and drop their oldest (long consumed) messages when
+    /// full, so old history never stops new traffic; their caps are far
+    /// above a week of refused-request counts, which is all unsigned
+    /// traffic can add. The tenant directory refuses instead: dropping an
+    /// entry would make a restaurant unknown.
+    pub fn default_for(kind: StreamKind) -> Self {
+        let (max_bytes, max_messages, discard) = match kind {
+            StreamKind::Ingest => (1024 * Self::MIB, 5_000_000, Discard::Old),
+            StreamKind::Conversation => (1024 * Self::MIB, 5_000_000, Discard::Old),
+            StreamKind::Order => (512 * Self::MIB, 2_000_000, Discard::Old),
+            StreamKind::Outbound => (1024 * Self::MIB, 5_000_000, Discard::Old),
+            StreamKind::Events => (1024 * Self::MIB, 5_000_000, Discard::Old),
+            StreamKind::DeadLetter => (256 * Self::MIB, 500_000, Discard::Old),
+            StreamKind::Directory => (16 * Self::MIB, 100_000, Discard::New),
+        };
+        Self {
+            max_bytes,
+            max_messages,
+            discard,
+        }
+    }
+
+    /// Small caps for test namespaces, many of which share one server.
+    pub fn for_tests(kind: StreamKind) -> Self {
+        Self {
+            max_bytes: 32 * Self::MIB,
+            max_messages: 1_000_000,
+            ..Self::default_for(kind)
+        }
+    }
+
+    fn apply(&self, config: &mut stream::Config) {
+        config.max_bytes = self.max_bytes;
+        config.max_messages = self.max_messages;
+        config.discard = match self.discard {
+            Discard::Old => stream::DiscardPolicy::Old,
+            Discard::New => stream::DiscardPolicy::New,
+        };
+    }
+
+    fn matches(&self, config: &stream::Config) -> bool {
+        let mut wanted = config.clone();
+        self.apply(&mut wanted);
+        wanted.max_bytes == config.max_bytes
+            && wanted.max_messages == config.max_messages
+            && wanted.discard == config.discard
+    }
+}
+
 /// The definition of one stream. Every stream keeps its messages for a
 /// while after they are consumed (limits retention), so `just replay` can
 /// read them back; consumers track their own position.
-pub fn stream_config(topology: &Topology, kind: StreamKind, replicas: usize) -> stream::Config {
-    if kind == StreamKind::Directory {
+pub fn stream_config(
+    topology: &Topology,
+    kind: StreamKind,
+    replicas: usize,
+    limits: StreamLimits,
+) -> stream::Config {
+    let mut config = if kind == StreamKind::Directory {
         // Only the newest entry per account matters.
-        return stream::Config {
+        stream::Config {
             name: topology.stream_name(kind),
             subjects: vec![topology.stream_subjects(kind)],
             storage: stream::StorageType::File,
             max_messages_per_subject: 1,
             num_replicas: replicas,
             ..Default::default()
-        };
-    }
-    stream::Config {
-        name: topology.stream_name(kind),
-        subjects: vec![topology.stream_subjects(kind)],
-        retention: stream::RetentionPolicy::Limits,
-        storage: stream::StorageType::File,
-        max_age: retention(kind),
-        duplicate_window: DUPLICATE_WINDOW,
-        num_replicas: replicas,
-        discard: stream::DiscardPolicy::Old,
-        ..Default::default()
-    }
+        }
+    } else {
+        stream::Config {
+            name: topology.stream_name(kind),
+            subjects: vec![topology.stream_subjects(kind)],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            max_age: retention(kind),
+            duplicate_window: DUPLICATE_WINDOW,
+            num_replicas: replicas,
+            ..Default::default()
+        }
+    };
+    limits.apply(&mut config);
+    config
 }
 
+/// Creates the stream, or brings an existing one's limits to the
+/// configured ones (nothing else of an existing stream is changed).
 pub async fn ensure_stream(
     js: &jetstream::Context,
     topology: &Topology,
     kind: StreamKind,
     replicas: usize,
+    limits: StreamLimits,
 ) -> Result<stream::Stream, BusError> {
-    let config = stream_config(topology, kind, replicas);
-    js.get_or_create_stream(config)
+    let setup_error = |e: String| BusError::Setup {
+        what: format!("stream {}", topology.stream_name(kind)),
+        reason: e,
+    };
+    let config = stream_config(topology, kind, replicas, limits);
+    let mut stream = js
+        .get_or_create_stream(config)
         .await
-        .map_err(|e| BusError::Setup {
-            what: format!("stream {}", topology.stream_name(kind)),
-            reason: e.to_string(),
-        })
+        .map_err(|e| setup_error(e.to_string()))?;
+    let current = stream
+        .info()
+        .await
+        .map_err(|e| setup_error(e.to_string()))?
+        .config
+        .clone();
+    if !limits.matches(&current) {
+        let mut updated = current;
+        limits.apply(&mut updated);
+        tracing::info!(stream = %updated.name, max_bytes = limits.max_bytes,
+            max_msgs = limits.max_messages, discard = ?limits.discard, "updating stream limits");
+        js.update_stream(updated)
+            .await
+            .map_err(|e| setup_error(format!("updating its limits: {e}")))?;
+    }
+    Ok(stream)
 }
 
 /// A durable pull consumer: explicit ack, bounded ack-pending, bounded

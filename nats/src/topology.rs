@@ -45,6 +45,11 @@ impl StreamKind {
         }
     }
 
+    /// The stream's name in environment variables (`NATS_STREAM_<TOKEN>_…`).
+    pub fn env_token(self) -> String {
+        self.token().to_ascii_uppercase()
+    }
+
     /// Streams whose main subject is split into partitions.
     pub fn is_partitioned(self) -> bool {
         matches!(
@@ -121,9 +126,10 @@ impl Topology {
         format!("{}.ingest.status", self.namespace)
     }
 
-    /// Webhooks ingest refused (bad signature, malformed, ...), for the audit log.
-    pub fn rejected_webhook(&self) -> String {
-        format!("{}.ingest.rejected", self.namespace)
+    /// Counts and samples of the webhooks ingest refused (bad signature,
+    /// unknown account, malformed) or found duplicate, for the router.
+    pub fn refused_webhooks(&self) -> String {
+        format!("{}.ingest.refused", self.namespace)
     }
 
     pub fn conversation(&self, partition: u16) -> String {

@@ -265,3 +265,94 @@ async fn directory_changes_reach_followers_sealed() {
     .await;
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn stream_limits_are_applied_and_an_existing_stream_is_updated_to_new_ones() {
+    use waiter_nats::streams::{Discard, StreamLimits};
+    let t = TestBus::new().await;
+    t.bus.ensure_streams(&[StreamKind::Events]).await.unwrap();
+    let name = t.bus.topology().stream_name(StreamKind::Events);
+    let mut stream = t.bus.jetstream().get_stream(&name).await.unwrap();
+    let config = stream.info().await.unwrap().config.clone();
+    let configured = StreamLimits::for_tests(StreamKind::Events);
+    assert_eq!(config.max_bytes, configured.max_bytes);
+    assert_eq!(config.max_messages, configured.max_messages);
+    assert_eq!(
+        config.discard,
+        async_nats::jetstream::stream::DiscardPolicy::Old
+    );
+
+    // A deployment restarted with other limits: the stream follows, its
+    // messages and other settings stay.
+    let envelope = Envelope::new(
+        "e1",
+        "t",
+        Step {
+            conversation: "c".into(),
+            n: 1,
+        },
+    );
+    t.bus
+        .publish(
+            t.bus
+                .topology()
+                .event(&uuid::Uuid::nil(), "message.received"),
+            &envelope,
+        )
+        .await
+        .unwrap();
+    let mut changed = t.config.clone();
+    changed.stream_limits.insert(
+        StreamKind::Events,
+        StreamLimits {
+            max_bytes: 8 << 20,
+            max_messages: 1000,
+            discard: Discard::New,
+        },
+    );
+    let restarted = waiter_nats::Bus::connect(&changed, "restarted")
+        .await
+        .unwrap();
+    restarted
+        .ensure_streams(&[StreamKind::Events])
+        .await
+        .unwrap();
+    let info = stream.info().await.unwrap().clone();
+    assert_eq!(info.config.max_bytes, 8 << 20);
+    assert_eq!(info.config.max_messages, 1000);
+    assert_eq!(
+        info.config.discard,
+        async_nats::jetstream::stream::DiscardPolicy::New
+    );
+    assert_eq!(info.config.max_age, config.max_age);
+    assert_eq!(info.state.messages, 1, "nothing was lost by the update");
+
+    // Full with discard new: the publish is refused, not silently dropped.
+    let mut tiny = t.config.clone();
+    tiny.stream_limits.insert(
+        StreamKind::Events,
+        StreamLimits {
+            max_bytes: 8 << 20,
+            max_messages: 1,
+            discard: Discard::New,
+        },
+    );
+    let full = waiter_nats::Bus::connect(&tiny, "full").await.unwrap();
+    full.ensure_streams(&[StreamKind::Events]).await.unwrap();
+    let second = Envelope::new(
+        "e2",
+        "t",
+        Step {
+            conversation: "c".into(),
+            n: 2,
+        },
+    );
+    assert!(full
+        .publish(
+            full.topology()
+                .event(&uuid::Uuid::nil(), "message.received"),
+            &second
+        )
+        .await
+        .is_err());
+}

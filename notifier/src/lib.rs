@@ -26,7 +26,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use waiter_nats::{Bus, BusConfig, BusError, StreamKind};
-use waiter_runtime::{ConfigError, EnvReader, Health};
+use waiter_runtime::{http::HttpTimeouts, ConfigError, EnvReader, Health};
 use warp::Filter;
 
 pub use waiter_runtime::Running;
@@ -53,6 +53,8 @@ pub struct Config {
     pub ws: WsSettings,
     /// `NATS_URL`, `WAITER_NAMESPACE`, ... (see [`BusConfig::from_env`]).
     pub bus: BusConfig,
+    /// `NOTIFIER_HEADER_READ_TIMEOUT_MS`, `NOTIFIER_BODY_READ_TIMEOUT_MS`.
+    pub timeouts: HttpTimeouts,
 }
 
 impl Config {
@@ -88,6 +90,7 @@ impl Config {
         if queue == 0 || slow_ms == 0 || ping_ms == 0 {
             env.problem("NOTIFIER_WS_QUEUE, NOTIFIER_WS_SLOW_CLIENT_MS and NOTIFIER_WS_PING_MS must be positive");
         }
+        let timeouts = HttpTimeouts::from_env(&mut env, "NOTIFIER");
         let bus = match BusConfig::from_env() {
             Ok(bus) => Some(bus),
             Err(problem) => {
@@ -109,6 +112,7 @@ impl Config {
                 write_timeout: defaults.write_timeout,
             },
             bus: bus.expect("checked above"),
+            timeouts,
         })
     }
 
@@ -122,6 +126,7 @@ impl Config {
             command_timeout: Duration::from_secs(5),
             ws: WsSettings::default(),
             bus,
+            timeouts: HttpTimeouts::default(),
         }
     }
 }
@@ -135,7 +140,7 @@ pub enum Error {
     Bind {
         addr: SocketAddr,
         #[source]
-        source: warp::Error,
+        source: std::io::Error,
     },
 }
 
@@ -193,17 +198,17 @@ pub async fn start(
         .or(waiter_runtime::ops::routes(health))
         .or(dashboard::routes())
         .recover(error::recover);
-    let signal = shutdown.clone();
-    let (addr, server) = warp::serve(routes)
-        .try_bind_with_graceful_shutdown(config.addr, async move { signal.cancelled().await })
+    let (listener, addr) = waiter_runtime::http::bind(config.addr)
+        .await
         .map_err(|source| Error::Bind {
             addr: config.addr,
             source,
         })?;
+    let server = waiter_runtime::http::serve(listener, routes, config.timeouts, shutdown.clone());
     tracing::info!(%addr, "notifier listening");
     let tracker = app.tracker.clone();
     let done = tokio::spawn(async move {
-        server.await;
+        let _ = server.await;
         tracker.close();
         tracker.wait().await;
         tracing::info!("notifier stopped");

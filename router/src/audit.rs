@@ -1,10 +1,11 @@
-//! The webhook audit log: every request, accepted or refused.
+//! The webhook audit log: one row per message ingest accepted (with the
+//! router's verdict on it), and the counts of what ingest refused.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 use waiter_nats::{
-    messages::{RejectedWebhook, WebhookOutcome},
+    messages::{RefusedWebhooks, WebhookOutcome},
     Delivery, Envelope, Handler, Outcome,
 };
 
@@ -43,45 +44,64 @@ pub async fn record(pool: &PgPool, r: AuditRecord<'_>) -> Result<(), sqlx::Error
     Ok(())
 }
 
-/// Writes the audit rows of webhooks ingest refused or found duplicate.
-pub struct Auditor {
+/// Stores ingest's counts of refused (and duplicate) webhooks. A report is
+/// cumulative for its key, so the row keeps the larger count and the longer
+/// sample list: a redelivered or late report changes nothing.
+pub struct Refusals {
     pool: PgPool,
 }
 
-impl Auditor {
+impl Refusals {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
 }
 
-impl Handler for Auditor {
-    type Message = RejectedWebhook;
+pub async fn record_refusals(pool: &PgPool, r: &RefusedWebhooks) -> Result<(), sqlx::Error> {
+    // Ingest replaced NUL already; an older or foreign producer may not have.
+    let text = |s: &str| s.replace('\0', "\u{FFFD}");
+    let mut samples = serde_json::to_value(&r.samples).unwrap_or_default();
+    without_nul(&mut samples);
+    sqlx::query(
+        "INSERT INTO webhook_refusals (ingest_id, minute, endpoint, outcome, source, reason, \
+            count, throttled, samples) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (minute, ingest_id, endpoint, outcome, source) DO UPDATE SET \
+            count = GREATEST(webhook_refusals.count, EXCLUDED.count), \
+            throttled = GREATEST(webhook_refusals.throttled, EXCLUDED.throttled), \
+            samples = CASE WHEN jsonb_array_length(EXCLUDED.samples) > jsonb_array_length(webhook_refusals.samples) \
+                THEN EXCLUDED.samples ELSE webhook_refusals.samples END, \
+            recorded_at = now()",
+    )
+    .bind(r.ingest_id)
+    .bind(r.minute)
+    .bind(text(&r.endpoint))
+    .bind(r.outcome.as_str())
+    .bind(text(&r.source))
+    .bind(text(&r.reason))
+    .bind(i64::try_from(r.count).unwrap_or(i64::MAX))
+    .bind(i64::try_from(r.throttled).unwrap_or(i64::MAX))
+    .bind(samples)
+    .execute(pool)
+    .await?;
+    metrics::counter!("waiter_router_refusals_total", "outcome" => r.outcome.as_str()).increment(1);
+    Ok(())
+}
 
-    async fn handle(&self, envelope: Envelope<RejectedWebhook>, _delivery: Delivery) -> Outcome {
-        let w = &envelope.body;
-        let restaurant_id = match &w.to {
-            Some(to) => match waiter_migrations::restaurants::by_number(&self.pool, to).await {
-                Ok(found) => found.map(|r| r.id),
-                Err(e) => return Outcome::retry(e),
-            },
-            None => None,
-        };
-        let result = record(
-            &self.pool,
-            AuditRecord {
-                event_id: &envelope.id,
-                endpoint: &w.endpoint,
-                restaurant_id,
-                account_sid: w.account_sid.as_deref(),
-                message_sid: w.message_sid.as_deref(),
-                outcome: w.outcome,
-                reason: Some(&w.reason),
-                params: &w.params,
-                received_at: w.received_at,
-            },
-        )
-        .await;
-        match result {
+/// PostgreSQL's jsonb cannot hold U+0000 in a string.
+fn without_nul(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{FFFD}"),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(without_nul),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(without_nul),
+        _ => {}
+    }
+}
+
+impl Handler for Refusals {
+    type Message = RefusedWebhooks;
+
+    async fn handle(&self, envelope: Envelope<RefusedWebhooks>, _delivery: Delivery) -> Outcome {
+        match record_refusals(&self.pool, &envelope.body).await {
             Ok(()) => Outcome::Ack,
             Err(e) => Outcome::retry(e),
         }

@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod directory_sync;
 pub mod limits;
+pub mod retention;
 pub mod route;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -28,6 +29,10 @@ pub struct Config {
     pub directory_sync: Duration,
     /// How long a restaurant lookup is cached.
     pub tenant_cache_ttl: Duration,
+    /// Audit rows and refusal counts older than this are deleted.
+    pub audit_retention: Duration,
+    /// How often the audit log is pruned.
+    pub audit_prune_every: Duration,
 }
 
 impl Config {
@@ -38,7 +43,14 @@ impl Config {
             database_url: env.string("DATABASE_URL", waiter_runtime::config::DEFAULT_DATABASE_URL),
             directory_sync: Duration::from_millis(env.parse("ROUTER_DIRECTORY_SYNC_MS", 2_000)),
             tenant_cache_ttl: Duration::from_millis(env.parse("ROUTER_TENANT_CACHE_MS", 10_000)),
+            audit_retention: Duration::from_secs(
+                24 * 3600 * env.parse::<u64>("ROUTER_AUDIT_RETENTION_DAYS", 30),
+            ),
+            audit_prune_every: Duration::from_millis(env.parse("ROUTER_AUDIT_PRUNE_MS", 600_000)),
         };
+        if config.audit_retention.is_zero() || config.audit_prune_every < Duration::from_secs(1) {
+            env.problem("ROUTER_AUDIT_RETENTION_DAYS must be at least 1 and ROUTER_AUDIT_PRUNE_MS at least 1000");
+        }
         env.finish()?;
         Ok(config)
     }
@@ -49,6 +61,8 @@ impl Config {
             database_url: database_url.to_string(),
             directory_sync: Duration::from_millis(200),
             tenant_cache_ttl: Duration::from_millis(500),
+            audit_retention: Duration::from_secs(30 * 24 * 3600),
+            audit_prune_every: Duration::from_secs(600),
         }
     }
 }
@@ -97,22 +111,38 @@ pub async fn start(
             }
         });
     }
-    let auditor = Arc::new(audit::Auditor::new(pool.clone()));
+    // Before refusals were counted, each one was an envelope for the
+    // `router-audit` consumer; it is gone (its subject is no longer written).
+    if let Ok(stream) = bus
+        .jetstream()
+        .get_stream(bus.topology().stream_name(StreamKind::Ingest))
+        .await
+    {
+        let _ = stream.delete_consumer("router-audit").await;
+    }
+    let refusals = Arc::new(audit::Refusals::new(pool.clone()));
     {
         let spec = ConsumerSpec::shared(
             StreamKind::Ingest,
-            "router-audit",
-            bus.topology().rejected_webhook(),
+            "router-refusals",
+            bus.topology().refused_webhooks(),
             32,
         );
         let (bus, shutdown) = (bus.clone(), shutdown.clone());
         tasks.spawn(async move {
-            if let Err(e) = worker::run_shared(&bus, spec, "router-audit", auditor, shutdown).await
+            if let Err(e) =
+                worker::run_shared(&bus, spec, "router-refusals", refusals, shutdown).await
             {
-                tracing::error!(error = %e, "audit worker stopped");
+                tracing::error!(error = %e, "refusal counts worker stopped");
             }
         });
     }
+    tasks.spawn(retention::run(
+        pool.clone(),
+        config.audit_retention,
+        config.audit_prune_every,
+        shutdown.clone(),
+    ));
     tasks.close();
 
     let connection = bus.clone();

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod db;
+pub mod http;
 pub mod ops;
 pub mod shutdown;
 pub mod telemetry;

@@ -330,5 +330,13 @@ mod tests {
         let err = validate_message("bell\u{7}").unwrap_err().to_string();
         assert!(err.contains("U+0007"), "{err}");
         assert!(validate_message("nul\0").is_err());
+        for hostile in ["\u{1b}[31mred", "a\u{7f}", "next\u{85}line"] {
+            let err = validate_message(hostile).unwrap_err().to_string();
+            assert!(err.contains("control character U+"), "{hostile:?}: {err}");
+        }
+        // Line breaks, tabs and the format characters of Arabic text and
+        // emoji sequences are what staff legitimately type.
+        assert!(validate_message("line one\r\nline two\t✓").is_ok());
+        assert!(validate_message("\u{200f}مرحبا\u{2066}+966\u{2069} 👩\u{200d}🍳").is_ok());
     }
 }

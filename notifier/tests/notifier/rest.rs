@@ -431,6 +431,47 @@ async fn send_publishes_a_staff_reply_on_the_conversations_partition() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staff_message_with_control_characters_is_refused_and_nothing_is_queued() {
+    let stage = Stage::start().await;
+    let customer = "whatsapp:+15550000402";
+    let conv = common::conversation(stage.pool(), stage.a.id, customer, Some(Utc::now()), 0).await;
+    let token = stage.staff(stage.a.id);
+    let url = stage.api(stage.a.id, &format!("conversations/{conv}/send"));
+    let stream = stage
+        .bus()
+        .jetstream()
+        .get_stream(stage.bus().topology().stream_name(StreamKind::Conversation))
+        .await
+        .unwrap();
+    let held = |mut s: async_nats::jetstream::stream::Stream| async move {
+        s.info().await.unwrap().state.messages
+    };
+    let before = held(stream.clone()).await;
+    for hostile in ["hi\u{0}", "ring\u{7}", "\u{1b}[2Jcleared", "next\u{85}line"] {
+        let (status, answer) = stage
+            .post(&url, &token, Some(json!({ "message": hostile })))
+            .await;
+        assert_eq!(status, 400, "{hostile:?}: {answer}");
+        assert!(
+            answer["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("control character U+")),
+            "{answer}"
+        );
+    }
+    assert_eq!(held(stream.clone()).await, before, "nothing was queued");
+    let (status, answer) = stage
+        .post(
+            &url,
+            &token,
+            Some(json!({"message": "Two lines:\n\t\u{200f}طلبك جاهز"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(held(stream).await, before + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bot_toggle_publishes_set_bot_active() {
     let stage = Stage::start().await;
     let customer = "whatsapp:+15550000501";

@@ -242,10 +242,10 @@ async fn bad_signatures_are_refused_with_403_and_nothing_is_published() {
         0
     );
 
-    // ... and each refusal is audited.
-    let audited = eventually("four bad-signature audit rows", WAIT, || async {
+    // ... and each refusal is counted, with samples.
+    let counted = eventually("four bad-signature refusals counted", WAIT, || async {
         let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM webhook_audit WHERE outcome = 'bad_signature'",
+            "SELECT COALESCE(sum(count), 0)::bigint FROM webhook_refusals WHERE outcome = 'bad_signature'",
         )
         .fetch_one(p.env.pool())
         .await
@@ -253,9 +253,10 @@ async fn bad_signatures_are_refused_with_403_and_nothing_is_published() {
         (n >= 4).then_some(n)
     })
     .await;
-    assert_eq!(audited, 4);
+    assert_eq!(counted, 4);
     let reason: String = sqlx::query_scalar(
-        "SELECT reason FROM webhook_audit WHERE outcome = 'bad_signature' AND reason LIKE '%missing%'",
+        "SELECT s->>'reason' FROM webhook_refusals r, jsonb_array_elements(r.samples) s \
+         WHERE r.outcome = 'bad_signature' AND s->>'reason' LIKE '%missing%'",
     )
     .fetch_one(p.env.pool())
     .await

@@ -14,6 +14,7 @@ use waiter_nats::{Bus, BusConfig};
 pub use waiter_secrets::Keyring;
 
 pub mod jwt;
+pub mod nats_server;
 pub mod proxy;
 pub mod ws;
 
