@@ -1,4 +1,5 @@
-//! A gap-free, resumable reader of one filter subject of the EVENTS stream.
+//! A gap-free, resumable reader of one filter subject of the EVENTS stream:
+//! the one feed of the notifier process ([`crate::hub`]).
 //!
 //! Like JetStream's ordered consumer (an ephemeral, unacknowledged,
 //! memory-backed consumer that is recreated from the last delivered
@@ -8,7 +9,13 @@
 //! a dashboard that subscribed with "new events only" would replay days of
 //! history after a NATS restart.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use async_nats::jetstream::{
     self,
@@ -29,6 +36,9 @@ pub enum Start {
 /// How long an idle consumer outlives a vanished reader.
 const INACTIVE_THRESHOLD: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The server sends a heartbeat when there is nothing to deliver; two
+/// missed ones and the consumer is recreated.
+const HEARTBEAT: Duration = Duration::from_secs(5);
 
 pub struct EventFeed {
     stream: jetstream::stream::Stream,
@@ -40,6 +50,8 @@ pub struct EventFeed {
     consumer_name: Option<String>,
     messages: Option<pull::Stream>,
     failures: u32,
+    /// Whether a consumer is bound right now (for `/health`).
+    bound: Arc<AtomicBool>,
 }
 
 impl EventFeed {
@@ -74,6 +86,7 @@ impl EventFeed {
             consumer_name: None,
             messages: None,
             failures: 0,
+            bound: Arc::new(AtomicBool::new(false)),
         };
         feed.connect().await.map_err(setup)?;
         Ok(feed)
@@ -81,9 +94,28 @@ impl EventFeed {
 
     async fn connect(&mut self) -> Result<(), String> {
         self.messages = None;
+        self.bound.store(false, Ordering::Relaxed);
         if let Some(old) = self.consumer_name.take() {
             let _ = tokio::time::timeout(Duration::from_secs(2), self.stream.delete_consumer(&old))
                 .await;
+        }
+        let last = self
+            .stream
+            .info()
+            .await
+            .map_err(|e| e.to_string())?
+            .state
+            .last_sequence;
+        if last + 1 < self.next_sequence {
+            // The stream was recreated behind our back: its sequences
+            // started again, so waiting for ours would deliver nothing.
+            tracing::warn!(
+                filter = %self.filter,
+                position = self.next_sequence,
+                last,
+                "EVENTS stream is behind the feed's position (recreated?); following its end"
+            );
+            self.next_sequence = last + 1;
         }
         let consumer = self
             .stream
@@ -102,8 +134,14 @@ impl EventFeed {
             .map_err(|e| e.to_string())?;
         self.consumer_name = Some(consumer.cached_info().name.clone());
         self.consumer_sequence = 0;
-        let messages = consumer.messages().await.map_err(|e| e.to_string())?;
+        let messages = consumer
+            .stream()
+            .heartbeat(HEARTBEAT)
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
         self.messages = Some(messages);
+        self.bound.store(true, Ordering::Relaxed);
         Ok(())
     }
 
@@ -145,6 +183,7 @@ impl EventFeed {
                     return message;
                 }
                 Some(Err(e)) => {
+                    self.bound.store(false, Ordering::Relaxed);
                     if !matches!(
                         e.kind(),
                         consumer::pull::MessagesErrorKind::MissingHeartbeat
@@ -155,6 +194,7 @@ impl EventFeed {
                     self.messages = None;
                 }
                 None => {
+                    self.bound.store(false, Ordering::Relaxed);
                     self.failures += 1;
                     self.messages = None;
                 }
@@ -167,9 +207,15 @@ impl EventFeed {
         self.next_sequence
     }
 
+    /// Whether a consumer is bound, as a flag that stays current.
+    pub fn bound(&self) -> Arc<AtomicBool> {
+        self.bound.clone()
+    }
+
     /// Deletes the consumer (best effort; it expires by itself otherwise).
     pub async fn close(mut self) {
         self.messages = None;
+        self.bound.store(false, Ordering::Relaxed);
         if let Some(name) = self.consumer_name.take() {
             let _ =
                 tokio::time::timeout(Duration::from_secs(2), self.stream.delete_consumer(&name))
