@@ -83,3 +83,9 @@ migrate:
 bench *args:
     tools/ops/ensure-services.sh
     cargo run -q --release -p waiter-e2e --bin bench -- "$@"
+
+# The notifier's live feed at scale (release): --sockets 10000 --restaurants 1000 --rate 500; latency and memory per socket.
+bench-feed *args:
+    tools/ops/ensure-services.sh
+    cargo build -q --release -p notifier --bin notifier -p waiter-e2e --bin feed_bench
+    "${CARGO_TARGET_DIR:-target}/release/feed_bench" "$@"

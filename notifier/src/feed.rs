@@ -6,8 +6,8 @@
 //! sequence whenever something goes wrong), but it always resumes from
 //! *our* position. async-nats' own ordered consumer recreates itself with
 //! `DeliverPolicy::All` when it had not delivered anything yet, which for
-//! a dashboard that subscribed with "new events only" would replay days of
-//! history after a NATS restart.
+//! a feed that starts "from now" would replay days of history to every
+//! dashboard after a NATS restart.
 
 use std::{
     sync::{
@@ -23,15 +23,6 @@ use async_nats::jetstream::{
 };
 use futures::StreamExt;
 use waiter_nats::BusError;
-
-/// Where a feed starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Start {
-    /// With the first event stored after the feed opened.
-    New,
-    /// Right after this stream sequence (the last one the client saw).
-    After(u64),
-}
 
 /// How long an idle consumer outlives a vanished reader.
 const INACTIVE_THRESHOLD: Duration = Duration::from_secs(60);
@@ -55,13 +46,12 @@ pub struct EventFeed {
 }
 
 impl EventFeed {
-    /// Opens a feed and creates its consumer at once, so every event
-    /// stored after this returns is delivered.
+    /// Opens a feed at the end of the stream and creates its consumer at
+    /// once, so every event stored after this returns is delivered.
     pub async fn open(
         js: &jetstream::Context,
         stream_name: &str,
         filter: String,
-        start: Start,
     ) -> Result<EventFeed, BusError> {
         let setup = |reason: String| BusError::Setup {
             what: format!("event feed on {stream_name}"),
@@ -71,13 +61,7 @@ impl EventFeed {
             .get_stream(stream_name)
             .await
             .map_err(|e| setup(e.to_string()))?;
-        let last = stream.cached_info().state.last_sequence;
-        let next_sequence = match start {
-            Start::New => last + 1,
-            // A position beyond the end means the stream was recreated
-            // since the client saw it: start with what comes next.
-            Start::After(seen) => seen.saturating_add(1).min(last + 1),
-        };
+        let next_sequence = stream.cached_info().state.last_sequence + 1;
         let mut feed = EventFeed {
             stream,
             filter,

@@ -29,7 +29,7 @@ use waiter_nats::{events::DashboardEvent, Bus, BusError, Envelope, StreamKind};
 
 use crate::{
     channels::{event_frame, kind_bit, Grant, KindSet},
-    feed::{EventFeed, Start},
+    feed::EventFeed,
 };
 
 /// One event as every subscriber of its channel receives it: rendered once,
@@ -178,7 +178,6 @@ impl Hub {
             bus.jetstream(),
             &topology.stream_name(StreamKind::Events),
             topology.stream_subjects(StreamKind::Events),
-            Start::New,
         )
         .await?;
         let hub = Arc::new(Hub {

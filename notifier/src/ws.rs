@@ -327,14 +327,16 @@ async fn session(socket: WebSocket, principal: Principal, permit: SocketPermit, 
             Wake::Client(None | Some(Err(_))) => Err(Closing::Gone),
             Wake::Client(Some(Ok(frame))) => {
                 last_heard = Instant::now();
-                session.on_client_frame(frame).await
+                // Boxed: subscribing (with its catch-up) is a large future,
+                // and an idle socket should not carry its space.
+                Box::pin(session.on_client_frame(frame)).await
             }
         };
         if let Err(closing) = outcome {
             break closing;
         }
     };
-    session.close(closing).await;
+    Box::pin(session.close(closing)).await;
 }
 
 impl Session {

@@ -310,6 +310,28 @@ async fn an_admin_may_watch_several_restaurants() {
     let events = socket.events(2, QUIET).await;
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, vec![s1, s2]);
+
+    // Resuming reads every restaurant's subjects, and still delivers only
+    // the granted channels.
+    drop(socket);
+    let other = uuid::Uuid::new_v4();
+    stage
+        .publish_event(other, OrderCreated, json!({"of": "other"}))
+        .await;
+    let s3 = stage
+        .publish_event(a, OrderUpdated, json!({"of": "a"}))
+        .await;
+    stage
+        .publish_event(b, MessageSent, json!({"of": "b"}))
+        .await;
+    let s4 = stage.publish_event(b, OrderRated, json!({"of": "b"})).await;
+    let mut socket = Socket::connect(&stage.ws_url(), Auth::Protocol(&stage.admin()))
+        .await
+        .unwrap();
+    socket.subscribe(&requested, Some(s2)).await;
+    let events = socket.events(2, QUIET).await;
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, vec![s3, s4]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
