@@ -15,15 +15,15 @@ use std::time::Duration;
 
 use async_nats::jetstream::{
     self,
-    consumer::{pull, AckPolicy, DeliverPolicy},
-    stream::Stream,
+    consumer::{pull, AckPolicy, Consumer, DeliverPolicy},
+    stream::{LastRawMessageErrorKind, Stream},
 };
 use bytes::Bytes;
 use futures::StreamExt;
 
 /// How long an abandoned catch-up consumer outlives its reader.
 const INACTIVE_THRESHOLD: Duration = Duration::from_secs(10);
-/// The longest wait for the next stored event of a catch-up.
+/// The longest a catch-up read may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The sequences the stream holds now.
@@ -100,11 +100,22 @@ pub async fn bounds(
 }
 
 /// A bounded read of one filter subject between two sequences.
+///
+/// It ends at a known sequence: `until`, or the last stored message of
+/// the filter when that is earlier (asked of the stream when the read
+/// opens). On nats-server 2.9 the pending counts of a filtered consumer can
+/// be wrong both ways, so they end nothing here. Too high, and a read waits
+/// for a message that never comes. Too low, and it stops before the end.
+/// Pulls are no-wait with a short expiry, and the whole read has a
+/// deadline.
 pub struct Reader {
     stream: Stream,
-    consumer_name: String,
-    messages: Option<pull::Stream>,
+    consumer: Consumer<pull::Config>,
+    batch: Option<pull::Batch>,
+    /// The last sequence to send.
+    last: u64,
     until: u64,
+    deadline: tokio::time::Instant,
     done: bool,
 }
 
@@ -117,6 +128,11 @@ pub enum Opened {
     },
 }
 
+/// Messages asked for per pull, and how long the server may take to say
+/// there are none yet.
+const BATCH: usize = 256;
+const PULL_EXPIRY: Duration = Duration::from_millis(250);
+
 impl Reader {
     /// Opens a read of `filter` from `from` up to `until` (inclusive),
     /// unless more than `max` matching events are stored from `from` on.
@@ -127,7 +143,11 @@ impl Reader {
         until: u64,
         max: u64,
     ) -> Result<Opened, CatchUpError> {
-        let unavailable = |e: String| CatchUpError(e);
+        let last_stored = match stream.get_last_raw_message_by_subject(&filter).await {
+            Ok(message) => message.sequence,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => 0,
+            Err(e) => return Err(CatchUpError(e.to_string())),
+        };
         let consumer = stream
             .create_consumer(pull::Config {
                 deliver_policy: DeliverPolicy::ByStartSequence {
@@ -141,68 +161,81 @@ impl Reader {
                 ..Default::default()
             })
             .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        let info = consumer.cached_info();
-        let pending = info.num_pending;
-        let mut reader = Reader {
+            .map_err(|e| CatchUpError(e.to_string()))?;
+        let last = until.min(last_stored);
+        // No more can match than the range holds: a filtered consumer's
+        // pending count on nats-server 2.9 can be far too high, and would
+        // tell clients they missed events when they did not.
+        let span = (last + 1).saturating_sub(from.max(1));
+        let pending = consumer.cached_info().num_pending.min(span);
+        let reader = Reader {
             stream: stream.clone(),
-            consumer_name: info.name.clone(),
-            messages: None,
+            consumer,
+            batch: None,
+            last,
             until,
-            done: pending == 0,
+            deadline: tokio::time::Instant::now() + READ_TIMEOUT,
+            done: from > last,
         };
         if pending > max {
             reader.close().await;
             return Ok(Opened::TooMany { pending });
-        }
-        if !reader.done {
-            let batch = usize::try_from(pending).unwrap_or(usize::MAX).clamp(1, 256);
-            let messages = consumer
-                .stream()
-                .max_messages_per_batch(batch)
-                .messages()
-                .await
-                .map_err(|e| unavailable(e.to_string()))?;
-            reader.messages = Some(messages);
         }
         Ok(Opened::Reader(Box::new(reader)))
     }
 
     /// The next stored event of the range, `None` after the last one.
     pub async fn next(&mut self) -> Result<Option<(u64, Bytes)>, CatchUpError> {
-        if self.done {
-            return Ok(None);
+        let late = || CatchUpError("the catch-up read did not finish in time".into());
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            if tokio::time::Instant::now() >= self.deadline {
+                return Err(late());
+            }
+            let batch = match &mut self.batch {
+                Some(batch) => batch,
+                None => {
+                    let batch = self
+                        .consumer
+                        .fetch()
+                        .max_messages(BATCH)
+                        .expires(PULL_EXPIRY)
+                        .messages()
+                        .await
+                        .map_err(|e| CatchUpError(e.to_string()))?;
+                    self.batch.insert(batch)
+                }
+            };
+            let message = match tokio::time::timeout_at(self.deadline, batch.next()).await {
+                Err(_) => return Err(late()),
+                Ok(Some(Ok(message))) => message,
+                Ok(Some(Err(e))) => return Err(CatchUpError(e.to_string())),
+                // This pull is over; the next one goes on.
+                Ok(None) => {
+                    self.batch = None;
+                    continue;
+                }
+            };
+            let info = message.info().map_err(|e| CatchUpError(e.to_string()))?;
+            let seq = info.stream_sequence;
+            if seq > self.until {
+                // Live from here on.
+                self.done = true;
+                return Ok(None);
+            }
+            self.done = seq >= self.last;
+            return Ok(Some((seq, message.message.payload)));
         }
-        let Some(messages) = self.messages.as_mut() else {
-            return Ok(None);
-        };
-        let next = tokio::time::timeout(READ_TIMEOUT, messages.next())
-            .await
-            .map_err(|_| CatchUpError("no event within the read timeout".into()))?;
-        let message = match next {
-            Some(Ok(message)) => message,
-            Some(Err(e)) => return Err(CatchUpError(e.to_string())),
-            None => return Err(CatchUpError("the read ended early".into())),
-        };
-        let info = message.info().map_err(|e| CatchUpError(e.to_string()))?;
-        let seq = info.stream_sequence;
-        if seq > self.until {
-            // Live from here on.
-            self.done = true;
-            return Ok(None);
-        }
-        self.done = seq == self.until || info.pending == 0;
-        Ok(Some((seq, message.message.payload)))
     }
 
     /// Removes the consumer (it expires by itself if this fails).
     pub async fn close(mut self) {
-        self.messages = None;
-        let _ = tokio::time::timeout(
-            Duration::from_secs(2),
-            self.stream.delete_consumer(&self.consumer_name),
-        )
-        .await;
+        self.batch = None;
+        let name = self.consumer.cached_info().name.clone();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), self.stream.delete_consumer(&name)).await;
     }
 }
 

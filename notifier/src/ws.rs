@@ -462,7 +462,11 @@ impl Session {
             match opened {
                 Opened::Reader(r) => reader = Some(r),
                 Opened::TooMany { pending } => {
-                    tracing::debug!(since, pending, "catch-up too long; telling the client");
+                    tracing::info!(
+                        since,
+                        pending,
+                        "catch-up too long; telling the client it missed events"
+                    );
                     missed = Some((joined_at + 1, "more events than a catch-up sends"));
                 }
             }

@@ -322,3 +322,43 @@ async fn the_feed_resumes_where_it_was_after_nats_restarts() {
         .expect("the notifier stops")
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_storm_catches_every_socket_up_exactly() {
+    let stage = Stage::start_with(|config| config.ws.catchups_at_once = 4).await;
+    let restaurants: Vec<Uuid> = (0..8).map(|_| Uuid::new_v4()).collect();
+    let kinds = [MessageReceived, OrderUpdated, ConversationUpdated];
+    // Where every socket left off: one event of its restaurant.
+    let mut left_at = vec![];
+    for r in &restaurants {
+        left_at.push(stage.publish_event(*r, OrderCreated, json!({})).await);
+    }
+    // While all are away, events for every restaurant, of every kind.
+    let mut missed: Vec<Vec<u64>> = vec![vec![]; restaurants.len()];
+    for i in 0..120 {
+        let r = (i * 5) % restaurants.len();
+        let seq = stage
+            .publish_event(restaurants[r], kinds[i % 3], json!({"i": i}))
+            .await;
+        missed[r].push(seq);
+    }
+    // Forty sockets come back at once, each with its since.
+    let url = stage.ws_url();
+    let sockets = (0..40).map(|i| {
+        let r = i % restaurants.len();
+        let (url, restaurant, since) = (url.clone(), restaurants[r], left_at[r]);
+        tokio::spawn(async move {
+            let token = jwt::token_for(SECRET, &format!("u{i}"), restaurant, "staff", 3600);
+            let mut socket = Socket::connect(&url, Auth::Header(&token)).await.unwrap();
+            socket
+                .subscribe(&all_channels(restaurant), Some(since))
+                .await;
+            (r, seqs(&socket.events(15, QUIET).await))
+        })
+    });
+    for socket in futures::future::join_all(sockets).await {
+        let (r, got) = socket.unwrap();
+        assert_eq!(got, missed[r], "restaurant {r}: exactly what it missed");
+    }
+    assert_eq!(event_consumers(stage.bus()).await, 1);
+}

@@ -17,7 +17,7 @@ use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex,
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -60,6 +60,9 @@ struct Args {
     /// The notifier binary (default: next to this one).
     #[arg(long)]
     notifier: Option<PathBuf>,
+    /// Events published while every socket is away (the reconnect storm).
+    #[arg(long, default_value_t = 1_000)]
+    storm_events: u64,
     /// Port of the notifier (default: a free one; `NOTIFIER_PORT` if set).
     #[arg(long, env = "NOTIFIER_PORT")]
     port: Option<u16>,
@@ -208,23 +211,39 @@ struct Seen {
     received: AtomicU64,
     subscribed: AtomicUsize,
     closed_by_server: AtomicUsize,
+    /// Frames whose seq was not above the socket's previous one
+    /// (a duplicate or a reordering).
+    out_of_order: AtomicU64,
+    /// Latencies are recorded while this is set (the steady phase).
+    recording: AtomicBool,
     shards: Vec<Mutex<Histogram<u64>>>,
 }
 
-/// The publish time an event frame carries.
-fn sent_at(frame: &str) -> Option<u64> {
-    let rest = frame.split_once("\"sent_us\":")?.1;
+/// The number after `"<field>":` in an event frame.
+fn number_field(frame: &str, field: &str) -> Option<u64> {
+    let rest = frame.split_once(field)?.1;
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
     digits.parse().ok()
 }
 
+/// One dashboard socket of the bench: who it is and the last seq it saw.
+struct Client {
+    restaurant: Uuid,
+    user: usize,
+    last_seq: Arc<AtomicU64>,
+    reader: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Opens a socket, subscribes (with `since` = the last seq seen, if any)
+/// and reads it in the background.
 async fn open_socket(
     url: &str,
     restaurant: Uuid,
     user: usize,
+    last_seq: Arc<AtomicU64>,
     seen: Arc<Seen>,
-    shard: usize,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let shard = user % seen.shards.len();
     let token = jwt::token_for(
         SECRET,
         &format!("user{user}"),
@@ -241,11 +260,12 @@ async fn open_socket(
         .iter()
         .map(|c| format!("ws:restaurant:{restaurant}:{c}"))
         .collect();
-    socket
-        .send(Message::Text(
-            json!({"action": "subscribe", "channels": channels}).to_string(),
-        ))
-        .await?;
+    let mut subscribe = json!({"action": "subscribe", "channels": channels});
+    match last_seq.load(Ordering::Relaxed) {
+        0 => {}
+        since => subscribe["since"] = since.into(),
+    }
+    socket.send(Message::Text(subscribe.to_string())).await?;
     loop {
         match socket.next().await {
             Some(Ok(Message::Text(text))) if text.contains("\"subscribed\"") => break,
@@ -254,13 +274,22 @@ async fn open_socket(
         }
     }
     seen.subscribed.fetch_add(1, Ordering::Relaxed);
-    tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
         while let Some(frame) = socket.next().await {
             match frame {
                 Ok(Message::Text(text)) => {
                     let at = now_us();
-                    if let Some(sent) = sent_at(&text) {
-                        seen.received.fetch_add(1, Ordering::Relaxed);
+                    let (Some(sent), Some(seq)) = (
+                        number_field(&text, "\"sent_us\":"),
+                        number_field(&text, "\"seq\":"),
+                    ) else {
+                        continue;
+                    };
+                    seen.received.fetch_add(1, Ordering::Relaxed);
+                    if last_seq.swap(seq, Ordering::Relaxed) >= seq {
+                        seen.out_of_order.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if seen.recording.load(Ordering::Relaxed) {
                         let mut h = seen.shards[shard].lock().unwrap();
                         let _ = h.record(at.saturating_sub(sent).max(1));
                     }
@@ -273,8 +302,60 @@ async fn open_socket(
                 Err(_) => break,
             }
         }
-    });
+    }))
+}
+
+/// Opens every client's socket, `concurrency` handshakes at a time.
+async fn open_all(
+    clients: &mut [Client],
+    url: &str,
+    concurrency: usize,
+    seen: &Arc<Seen>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let mut handshakes = Vec::with_capacity(clients.len());
+    for (i, client) in clients.iter().enumerate() {
+        let permit = slots.clone().acquire_owned().await?;
+        let (url, counts, last_seq) = (url.to_string(), seen.clone(), client.last_seq.clone());
+        let (restaurant, user) = (client.restaurant, client.user);
+        handshakes.push(tokio::spawn(async move {
+            let opened = open_socket(&url, restaurant, user, last_seq, counts).await;
+            drop(permit);
+            opened
+        }));
+        if (i + 1) % 2_000 == 0 {
+            println!(
+                "      {:>6} handshakes started, {:>6} subscribed, {:.1} s",
+                i + 1,
+                seen.subscribed.load(Ordering::Relaxed),
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    for (client, handshake) in clients.iter_mut().zip(handshakes) {
+        client.reader = Some(handshake.await?.context("open a socket")?);
+    }
     Ok(())
+}
+
+/// Publishes one event for a restaurant, stamped with its publish time.
+async fn publish(
+    bus: &waiter_nats::Bus,
+    restaurant: Uuid,
+    event_type: EventType,
+    n: u64,
+    padding: &str,
+) -> bool {
+    let event = DashboardEvent::new(
+        restaurant,
+        event_type,
+        json!({"sent_us": now_us(), "n": n, "padding": padding}),
+    );
+    let subject = event.subject(bus.topology());
+    bus.publish(subject, &Envelope::new(new_id(), new_id(), event))
+        .await
+        .is_ok()
 }
 
 #[tokio::main]
@@ -297,7 +378,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_before = proc_status_kb(pid, "VmRSS:")?;
     println!(
-        "\n[1/3] opening {} sockets over {} restaurants ({} handshakes at a time)",
+        "\n[1/4] opening {} sockets over {} restaurants ({} handshakes at a time)",
         args.sockets, args.restaurants, args.connect_concurrency
     );
     let seen = Arc::new(Seen {
@@ -305,29 +386,15 @@ async fn main() -> anyhow::Result<()> {
         ..Seen::default()
     });
     let opening = Instant::now();
-    let slots = Arc::new(Semaphore::new(args.connect_concurrency));
-    let mut handshakes = Vec::with_capacity(args.sockets);
-    for i in 0..args.sockets {
-        let permit = slots.clone().acquire_owned().await?;
-        let (url, client, restaurant) =
-            (url.clone(), seen.clone(), restaurants[i % args.restaurants]);
-        handshakes.push(tokio::spawn(async move {
-            let opened = open_socket(&url, restaurant, i, client, i % 16).await;
-            drop(permit);
-            opened
-        }));
-        if (i + 1) % 2_000 == 0 {
-            println!(
-                "      {:>6} handshakes started, {:>6} subscribed, {:.1} s",
-                i + 1,
-                seen.subscribed.load(Ordering::Relaxed),
-                opening.elapsed().as_secs_f64()
-            );
-        }
-    }
-    for h in handshakes {
-        h.await?.context("open a socket")?;
-    }
+    let mut clients: Vec<Client> = (0..args.sockets)
+        .map(|i| Client {
+            restaurant: restaurants[i % args.restaurants],
+            user: i,
+            last_seq: Arc::default(),
+            reader: None,
+        })
+        .collect();
+    open_all(&mut clients, &url, args.connect_concurrency, &seen).await?;
     println!(
         "      {} sockets subscribed in {:.1} s",
         seen.subscribed.load(Ordering::Relaxed),
@@ -343,7 +410,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     println!(
-        "\n[2/3] publishing {:.0} events/s for {} s, each for a random restaurant",
+        "\n[2/4] publishing {:.0} events/s for {} s, each for a random restaurant",
         args.rate, args.seconds
     );
     let bus = env.bus.bus.clone();
@@ -358,6 +425,7 @@ async fn main() -> anyhow::Result<()> {
     let publish_errors = Arc::new(AtomicU64::new(0));
     let in_flight = Arc::new(Semaphore::new(256));
     let cpu_before = cpu_seconds(pid)?;
+    seen.recording.store(true, Ordering::Relaxed);
     let started = Instant::now();
     let mut publishes = Vec::with_capacity(total as usize);
     for n in 0..total {
@@ -412,19 +480,74 @@ async fn main() -> anyhow::Result<()> {
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    seen.recording.store(false, Ordering::Relaxed);
     let cpu = cpu_seconds(pid)? - cpu_before;
     let wall = started.elapsed().as_secs_f64();
+    let received = seen.received.load(Ordering::Relaxed);
+    let expected = expected.load(Ordering::Relaxed);
+
+    println!(
+        "\n[3/4] reconnect storm: every socket drops, {} events are published meanwhile, every socket comes back with since",
+        args.storm_events
+    );
+    let mut aborted = vec![];
+    for client in &mut clients {
+        if let Some(reader) = client.reader.take() {
+            reader.abort();
+            aborted.push(reader);
+        }
+    }
+    // Every reader is gone before anything is published: a frame read
+    // after this point would move its socket's since.
+    for reader in aborted {
+        let _ = reader.await;
+    }
+    let mut missed = vec![0u64; args.restaurants];
+    for n in 0..args.storm_events {
+        let r = rand::thread_rng().gen_range(0..args.restaurants);
+        if publish(
+            &bus,
+            restaurants[r],
+            types[n as usize % types.len()],
+            n,
+            &padding,
+        )
+        .await
+        {
+            missed[r] += 1;
+        }
+    }
+    let storm_expected: u64 = (0..args.restaurants)
+        .map(|r| missed[r] * per_restaurant[r])
+        .sum();
+    let before_storm = seen.received.load(Ordering::Relaxed);
+    let storm = Instant::now();
+    open_all(&mut clients, &url, args.sockets.min(1_000), &seen).await?;
+    let resubscribed = storm.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.received.load(Ordering::Relaxed) - before_storm < storm_expected
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let caught_up = storm.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let storm_received = seen.received.load(Ordering::Relaxed) - before_storm;
+    let consumers = {
+        let name = bus.topology().stream_name(StreamKind::Events);
+        let mut stream = bus.jetstream().get_stream(&name).await?;
+        stream.info().await?.state.consumer_count
+    };
     let rss_after = proc_status_kb(pid, "VmRSS:")?;
     let hwm = proc_status_kb(pid, "VmHWM:")?;
 
-    println!("\n[3/3] results");
+    println!("\n[4/4] results");
     let mut latency = hist();
     for shard in &seen.shards {
         latency.add(&*shard.lock().unwrap())?;
     }
-    let received = seen.received.load(Ordering::Relaxed);
-    let expected = expected.load(Ordering::Relaxed);
     let closed = seen.closed_by_server.load(Ordering::Relaxed);
+    let out_of_order = seen.out_of_order.load(Ordering::Relaxed);
     println!();
     println!("  ─── Waiter feed benchmark ──────────────────────────────────────────");
     println!(
@@ -478,11 +601,33 @@ async fn main() -> anyhow::Result<()> {
         cpu,
         1e6 * cpu / received.max(1) as f64
     );
+    println!(
+        "  reconnect storm         {} sockets back with since: subscribed in {resubscribed:.1} s, {storm_received} of {storm_expected} missed frames in {caught_up:.1} s{}",
+        args.sockets,
+        if storm_received == storm_expected { "" } else { "  ← MISMATCH" }
+    );
+    println!("  frames out of order or twice  {out_of_order}");
+    let metrics = reqwest::get(format!("http://{}/metrics", notifier.addr))
+        .await?
+        .text()
+        .await?;
+    for line in metrics.lines().filter(|l| {
+        [
+            "events_missed_total",
+            "catchup_events_total",
+            "slow_clients_total",
+        ]
+        .iter()
+        .any(|m| l.starts_with(&format!("waiter_notifier_{m}")))
+    }) {
+        println!("  notifier: {line}");
+    }
+    println!("  JetStream consumers on EVENTS {consumers} (after the storm)");
     println!("  sockets closed by the server  {closed}");
     println!("  ────────────────────────────────────────────────────────────────────");
     notifier.stop();
     drop(env);
-    if received != expected || closed > 0 {
+    if received != expected || closed > 0 || storm_received != storm_expected || out_of_order > 0 {
         std::process::exit(1);
     }
     Ok(())
