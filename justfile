@@ -140,3 +140,8 @@ nats-config-check:
 # Fuzz each target for SECONDS (default 30) on the stable toolchain; installs cargo-fuzz when missing.
 fuzz seconds="30":
     tools/ops/fuzz.sh "$1"
+# The notifier's live feed at scale (release): --sockets 10000 --restaurants 1000 --rate 500; latency and memory per socket.
+bench-feed *args:
+    tools/ops/ensure-services.sh
+    cargo build -q --release -p notifier --bin notifier -p waiter-e2e --bin feed_bench
+    "${CARGO_TARGET_DIR:-target}/release/feed_bench" "$@"

@@ -5,7 +5,10 @@
 //!
 //! Pure: no I/O, no logging (a token must never reach a log line).
 
-use std::fmt;
+use std::{
+    fmt,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
@@ -34,12 +37,25 @@ pub struct Principal {
     pub sub: String,
     pub restaurant_id: Uuid,
     pub role: Role,
+    /// The token's `exp`, in seconds since the Unix epoch: a WebSocket
+    /// opened with this token is closed then.
+    pub expires_at: i64,
 }
 
 impl Principal {
     /// Whether this user may see the data of `restaurant_id` (invariant 4).
     pub fn may_access(&self, restaurant_id: Uuid) -> bool {
         self.role == Role::Admin || self.restaurant_id == restaurant_id
+    }
+
+    /// How long the token stays valid after `now` (zero once it expired;
+    /// the verification leeway is not counted).
+    pub fn remaining(&self, now: SystemTime) -> Duration {
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        Duration::from_secs_f64((self.expires_at as f64 - now).max(0.0))
     }
 }
 
@@ -50,7 +66,6 @@ struct Claims {
     role: Role,
     // Required and checked by jsonwebtoken (which reports it missing by
     // name); optional here so that check is the one that speaks.
-    #[allow(dead_code)]
     exp: Option<i64>,
 }
 
@@ -120,6 +135,9 @@ impl Authenticator {
             sub: claims.sub,
             restaurant_id: claims.restaurant_id,
             role: claims.role,
+            expires_at: claims
+                .exp
+                .ok_or_else(|| AuthError::MissingClaim("exp".into()))?,
         })
     }
 
@@ -219,6 +237,10 @@ mod tests {
             .unwrap();
         assert_eq!(p.role, Role::Staff);
         assert_eq!(p.sub, "u1");
+        let remaining = p.remaining(SystemTime::now());
+        assert!(remaining > Duration::from_secs(55) && remaining <= Duration::from_secs(60));
+        let later = SystemTime::now() + Duration::from_secs(120);
+        assert_eq!(p.remaining(later), Duration::ZERO);
         assert!(p.may_access(Uuid::nil()));
         assert!(!p.may_access(Uuid::new_v4()));
         let admin = auth

@@ -13,6 +13,18 @@ use crate::auth::Principal;
 /// The channel suffixes a dashboard can subscribe to (`EventType::channel`).
 pub const CHANNEL_KINDS: [&str; 3] = ["messages", "orders", "conversations"];
 
+/// A set of channel kinds as bits (bit `i` = `CHANNEL_KINDS[i]`), so the
+/// fan-out tests an event against a subscriber with one AND.
+pub type KindSet = u8;
+
+/// The bit of one channel kind (0 for a name that is not a kind).
+pub fn kind_bit(kind: &str) -> KindSet {
+    CHANNEL_KINDS
+        .iter()
+        .position(|k| *k == kind)
+        .map_or(0, |i| 1 << i)
+}
+
 /// One dashboard channel: `ws:restaurant:<id>:<kind>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Channel {
@@ -70,9 +82,11 @@ pub struct Grant {
 impl Grant {
     /// Splits the requested channels into granted and refused ones:
     /// another restaurant's channel is `forbidden` (unless admin), anything
-    /// that is not a channel name is `bad_channel`.
-    pub fn decide(principal: &Principal, requested: &[String]) -> Grant {
+    /// that is not a channel name is `bad_channel`, and a channel past the
+    /// first `max_channels` distinct ones is `too_many_channels`.
+    pub fn decide(principal: &Principal, requested: &[String], max_channels: usize) -> Grant {
         let mut grant = Grant::default();
+        let mut granted = 0;
         for raw in requested {
             match Channel::parse(raw) {
                 None => grant
@@ -81,7 +95,14 @@ impl Grant {
                 Some(c) if !principal.may_access(c.restaurant_id) => grant
                     .refused
                     .push(error_frame("forbidden", Some(raw), None)),
+                Some(c) if grant.has(&c) => {}
+                Some(_) if granted >= max_channels => grant.refused.push(error_frame(
+                    "too_many_channels",
+                    Some(raw),
+                    Some(&format!("at most {max_channels} channels per socket")),
+                )),
                 Some(c) => {
+                    granted += 1;
                     grant
                         .allowed
                         .entry(c.restaurant_id)
@@ -93,8 +114,21 @@ impl Grant {
         grant
     }
 
+    fn has(&self, channel: &Channel) -> bool {
+        self.allowed
+            .get(&channel.restaurant_id)
+            .is_some_and(|kinds| kinds.contains(channel.kind))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.allowed.is_empty()
+    }
+
+    /// The granted restaurants, each with its channel kinds as bits.
+    pub fn kind_sets(&self) -> impl Iterator<Item = (Uuid, KindSet)> + '_ {
+        self.allowed
+            .iter()
+            .map(|(id, kinds)| (*id, kinds.iter().fold(0, |set, k| set | kind_bit(k))))
     }
 
     /// The granted channel names (sorted).
@@ -143,6 +177,15 @@ pub fn pong_frame() -> String {
     json!({"type": "pong"}).to_string()
 }
 
+/// Told to a client whose `since` cannot be served from the stream (older
+/// than what the stream keeps, or more events than a catch-up may carry):
+/// the events after `since` and before `first_seq` will not be delivered,
+/// so it reloads its state over REST; delivery goes on from `first_seq`.
+pub fn events_missed_frame(first_seq: u64, reason: &str) -> String {
+    json!({"type": "error", "code": "events_missed", "first_seq": first_seq, "reason": reason})
+        .to_string()
+}
+
 /// `{"type": "error", "code": ..., "channel"?: ..., "reason"?: ...}`.
 pub fn error_frame(code: &str, channel: Option<&str>, reason: Option<&str>) -> Value {
     let mut frame = json!({"type": "error", "code": code});
@@ -165,6 +208,7 @@ mod tests {
             sub: "u".into(),
             restaurant_id,
             role: Role::Staff,
+            expires_at: i64::MAX,
         }
     }
 
@@ -197,8 +241,12 @@ mod tests {
             "nonsense".to_string(),
             format!("ws:restaurant:{mine}:messages"),
         ];
-        let grant = Grant::decide(&staff(mine), &requested);
+        let grant = Grant::decide(&staff(mine), &requested, 30);
         assert_eq!(grant.single_restaurant(), Some(mine));
+        assert_eq!(
+            grant.kind_sets().collect::<Vec<_>>(),
+            vec![(mine, kind_bit("messages") | kind_bit("orders"))]
+        );
         assert_eq!(
             grant.channel_names(),
             vec![
@@ -224,10 +272,32 @@ mod tests {
             role: Role::Admin,
             ..staff(mine)
         };
-        let grant = Grant::decide(&admin, &requested);
+        let grant = Grant::decide(&admin, &requested, 30);
         assert_eq!(grant.allowed.len(), 2);
         assert_eq!(grant.single_restaurant(), None);
         assert!(grant.admits(&other));
+    }
+
+    #[test]
+    fn caps_the_channels_of_one_socket() {
+        let admin = Principal {
+            role: Role::Admin,
+            ..staff(Uuid::nil())
+        };
+        let restaurants: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+        let mut requested: Vec<String> = restaurants
+            .iter()
+            .map(|r| format!("ws:restaurant:{r}:orders"))
+            .collect();
+        // A repeated channel is granted once and does not count twice.
+        requested.insert(1, requested[0].clone());
+        let grant = Grant::decide(&admin, &requested, 2);
+        assert_eq!(grant.channel_names().len(), 2);
+        assert_eq!(grant.refused.len(), 1, "{:?}", grant.refused);
+        assert_eq!(grant.refused[0]["code"], "too_many_channels");
+        assert_eq!(grant.refused[0]["channel"], requested[3]);
+        assert_eq!(grant.refused[0]["reason"], "at most 2 channels per socket");
+        assert_eq!(kind_bit("menu"), 0);
     }
 
     #[test]
@@ -276,6 +346,11 @@ mod tests {
         assert_eq!(
             error_frame("bad_request", None, Some("x")),
             json!({"type": "error", "code": "bad_request", "reason": "x"})
+        );
+        let missed: Value = serde_json::from_str(&events_missed_frame(7, "why")).unwrap();
+        assert_eq!(
+            missed,
+            json!({"type": "error", "code": "events_missed", "first_seq": 7, "reason": "why"})
         );
     }
 }

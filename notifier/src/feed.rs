@@ -1,14 +1,21 @@
-//! A gap-free, resumable reader of one filter subject of the EVENTS stream.
+//! A gap-free, resumable reader of one filter subject of the EVENTS stream:
+//! the one feed of the notifier process ([`crate::hub`]).
 //!
 //! Like JetStream's ordered consumer (an ephemeral, unacknowledged,
 //! memory-backed consumer that is recreated from the last delivered
 //! sequence whenever something goes wrong), but it always resumes from
 //! *our* position. async-nats' own ordered consumer recreates itself with
 //! `DeliverPolicy::All` when it had not delivered anything yet, which for
-//! a dashboard that subscribed with "new events only" would replay days of
-//! history after a NATS restart.
+//! a feed that starts "from now" would replay days of history to every
+//! dashboard after a NATS restart.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use async_nats::jetstream::{
     self,
@@ -17,18 +24,12 @@ use async_nats::jetstream::{
 use futures::StreamExt;
 use waiter_nats::BusError;
 
-/// Where a feed starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Start {
-    /// With the first event stored after the feed opened.
-    New,
-    /// Right after this stream sequence (the last one the client saw).
-    After(u64),
-}
-
 /// How long an idle consumer outlives a vanished reader.
 const INACTIVE_THRESHOLD: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The server sends a heartbeat when there is nothing to deliver; two
+/// missed ones and the consumer is recreated.
+const HEARTBEAT: Duration = Duration::from_secs(5);
 
 pub struct EventFeed {
     stream: jetstream::stream::Stream,
@@ -40,16 +41,17 @@ pub struct EventFeed {
     consumer_name: Option<String>,
     messages: Option<pull::Stream>,
     failures: u32,
+    /// Whether a consumer is bound right now (for `/health`).
+    bound: Arc<AtomicBool>,
 }
 
 impl EventFeed {
-    /// Opens a feed and creates its consumer at once, so every event
-    /// stored after this returns is delivered.
+    /// Opens a feed at the end of the stream and creates its consumer at
+    /// once, so every event stored after this returns is delivered.
     pub async fn open(
         js: &jetstream::Context,
         stream_name: &str,
         filter: String,
-        start: Start,
     ) -> Result<EventFeed, BusError> {
         let setup = |reason: String| BusError::Setup {
             what: format!("event feed on {stream_name}"),
@@ -59,13 +61,7 @@ impl EventFeed {
             .get_stream(stream_name)
             .await
             .map_err(|e| setup(e.to_string()))?;
-        let last = stream.cached_info().state.last_sequence;
-        let next_sequence = match start {
-            Start::New => last + 1,
-            // A position beyond the end means the stream was recreated
-            // since the client saw it: start with what comes next.
-            Start::After(seen) => seen.saturating_add(1).min(last + 1),
-        };
+        let next_sequence = stream.cached_info().state.last_sequence + 1;
         let mut feed = EventFeed {
             stream,
             filter,
@@ -74,6 +70,7 @@ impl EventFeed {
             consumer_name: None,
             messages: None,
             failures: 0,
+            bound: Arc::new(AtomicBool::new(false)),
         };
         feed.connect().await.map_err(setup)?;
         Ok(feed)
@@ -81,9 +78,28 @@ impl EventFeed {
 
     async fn connect(&mut self) -> Result<(), String> {
         self.messages = None;
+        self.bound.store(false, Ordering::Relaxed);
         if let Some(old) = self.consumer_name.take() {
             let _ = tokio::time::timeout(Duration::from_secs(2), self.stream.delete_consumer(&old))
                 .await;
+        }
+        let last = self
+            .stream
+            .info()
+            .await
+            .map_err(|e| e.to_string())?
+            .state
+            .last_sequence;
+        if last + 1 < self.next_sequence {
+            // The stream was recreated behind our back: its sequences
+            // started again, so waiting for ours would deliver nothing.
+            tracing::warn!(
+                filter = %self.filter,
+                position = self.next_sequence,
+                last,
+                "EVENTS stream is behind the feed's position (recreated?); following its end"
+            );
+            self.next_sequence = last + 1;
         }
         let consumer = self
             .stream
@@ -102,8 +118,14 @@ impl EventFeed {
             .map_err(|e| e.to_string())?;
         self.consumer_name = Some(consumer.cached_info().name.clone());
         self.consumer_sequence = 0;
-        let messages = consumer.messages().await.map_err(|e| e.to_string())?;
+        let messages = consumer
+            .stream()
+            .heartbeat(HEARTBEAT)
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
         self.messages = Some(messages);
+        self.bound.store(true, Ordering::Relaxed);
         Ok(())
     }
 
@@ -145,6 +167,7 @@ impl EventFeed {
                     return message;
                 }
                 Some(Err(e)) => {
+                    self.bound.store(false, Ordering::Relaxed);
                     if !matches!(
                         e.kind(),
                         consumer::pull::MessagesErrorKind::MissingHeartbeat
@@ -155,6 +178,7 @@ impl EventFeed {
                     self.messages = None;
                 }
                 None => {
+                    self.bound.store(false, Ordering::Relaxed);
                     self.failures += 1;
                     self.messages = None;
                 }
@@ -167,9 +191,15 @@ impl EventFeed {
         self.next_sequence
     }
 
+    /// Whether a consumer is bound, as a flag that stays current.
+    pub fn bound(&self) -> Arc<AtomicBool> {
+        self.bound.clone()
+    }
+
     /// Deletes the consumer (best effort; it expires by itself otherwise).
     pub async fn close(mut self) {
         self.messages = None;
+        self.bound.store(false, Ordering::Relaxed);
         if let Some(name) = self.consumer_name.take() {
             let _ =
                 tokio::time::timeout(Duration::from_secs(2), self.stream.delete_consumer(&name))

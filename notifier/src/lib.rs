@@ -8,14 +8,18 @@
 //! - `GET /health` and `GET /metrics`.
 //!
 //! Every request carries a dashboard JWT ([`auth`]); each user sees only its
-//! own restaurant (admins see all), on every endpoint and channel.
+//! own restaurant (admins see all), on every endpoint and channel. One feed
+//! of the EVENTS stream per process ([`hub`]) serves every socket.
 
+pub mod admission;
 pub mod api;
 pub mod auth;
+pub mod catchup;
 pub mod channels;
 pub mod dashboard;
 pub mod error;
 pub mod feed;
+pub mod hub;
 pub mod paging;
 pub mod store;
 pub mod ws;
@@ -29,6 +33,7 @@ use waiter_nats::{Bus, BusConfig, BusError, StreamKind};
 use waiter_runtime::{http::HttpTimeouts, ConfigError, EnvReader, Health};
 use warp::Filter;
 
+pub use admission::AllowedOrigins;
 pub use waiter_runtime::Running;
 pub use ws::WsSettings;
 
@@ -49,7 +54,7 @@ pub struct Config {
     /// `NOTIFIER_COMMAND_TIMEOUT_MS`, default 5000: how long a status
     /// change waits for the order stage.
     pub command_timeout: Duration,
-    /// `NOTIFIER_WS_QUEUE`, `NOTIFIER_WS_SLOW_CLIENT_MS`, `NOTIFIER_WS_PING_MS`.
+    /// `NOTIFIER_WS_*` and `NOTIFIER_ALLOWED_ORIGINS` (see [`WsSettings`]).
     pub ws: WsSettings,
     /// `NATS_URL`, `WAITER_NAMESPACE`, ... (see [`BusConfig::from_env`]).
     pub bus: BusConfig,
@@ -77,19 +82,7 @@ impl Config {
         if timeout_ms == 0 {
             env.problem("NOTIFIER_COMMAND_TIMEOUT_MS must be positive");
         }
-        let defaults = WsSettings::default();
-        let queue: usize = env.parse("NOTIFIER_WS_QUEUE", defaults.queue);
-        let slow_ms: u64 = env.parse(
-            "NOTIFIER_WS_SLOW_CLIENT_MS",
-            defaults.slow_client_timeout.as_millis() as u64,
-        );
-        let ping_ms: u64 = env.parse(
-            "NOTIFIER_WS_PING_MS",
-            defaults.ping_interval.as_millis() as u64,
-        );
-        if queue == 0 || slow_ms == 0 || ping_ms == 0 {
-            env.problem("NOTIFIER_WS_QUEUE, NOTIFIER_WS_SLOW_CLIENT_MS and NOTIFIER_WS_PING_MS must be positive");
-        }
+        let ws = ws_settings(&mut env, addr);
         let timeouts = HttpTimeouts::from_env(&mut env, "NOTIFIER");
         let bus = match BusConfig::from_env() {
             Ok(bus) => Some(bus),
@@ -105,12 +98,7 @@ impl Config {
             database_url,
             db_connections,
             command_timeout: Duration::from_millis(timeout_ms),
-            ws: WsSettings {
-                queue,
-                slow_client_timeout: Duration::from_millis(slow_ms),
-                ping_interval: Duration::from_millis(ping_ms),
-                write_timeout: defaults.write_timeout,
-            },
+            ws,
             bus: bus.expect("checked above"),
             timeouts,
         })
@@ -124,9 +112,95 @@ impl Config {
             database_url: SecretString::from(String::new()),
             db_connections: 4,
             command_timeout: Duration::from_secs(5),
-            ws: WsSettings::default(),
+            ws: WsSettings::new(
+                // Tests bind port 0 and reach the notifier directly or through
+                // a proxy: loopback on any port.
+                AllowedOrigins::parse_list("http://127.0.0.1:*,http://localhost:*")
+                    .expect("valid origin"),
+            ),
             bus,
             timeouts: HttpTimeouts::default(),
+        }
+    }
+}
+
+/// The WebSocket settings: every limit positive, the per-user cap within
+/// the total, origins parsed.
+fn ws_settings(env: &mut EnvReader, addr: SocketAddr) -> WsSettings {
+    let origins = match (
+        env.optional("NOTIFIER_ALLOWED_ORIGINS"),
+        env.optional("NOTIFIER_PUBLIC_URL"),
+    ) {
+        (Some(list), _) => AllowedOrigins::parse_list(&list),
+        (None, Some(url)) => AllowedOrigins::of_url(&url),
+        (None, None) => Ok(AllowedOrigins::local(addr)),
+    };
+    let allowed_origins = origins.unwrap_or_else(|problem| {
+        env.problem(problem);
+        AllowedOrigins::local(addr)
+    });
+    let mut ws = WsSettings::new(allowed_origins);
+    let positive = |env: &mut EnvReader, name: &str, default: u64| -> u64 {
+        let value: u64 = env.parse(name, default);
+        if value == 0 {
+            env.problem(format!("{name} must be positive"));
+            return default;
+        }
+        value
+    };
+    let ms = |d: Duration| d.as_millis() as u64;
+    ws.queue = positive(env, "NOTIFIER_WS_QUEUE", ws.queue as u64) as usize;
+    ws.ping_interval =
+        Duration::from_millis(positive(env, "NOTIFIER_WS_PING_MS", ms(ws.ping_interval)));
+    ws.write_timeout = Duration::from_millis(positive(
+        env,
+        "NOTIFIER_WS_WRITE_TIMEOUT_MS",
+        ms(ws.write_timeout),
+    ));
+    ws.max_sockets = positive(env, "NOTIFIER_WS_MAX_SOCKETS", ws.max_sockets as u64) as usize;
+    ws.max_sockets_per_user = positive(
+        env,
+        "NOTIFIER_WS_MAX_PER_USER",
+        ws.max_sockets_per_user as u64,
+    ) as usize;
+    ws.max_channels = positive(env, "NOTIFIER_WS_MAX_CHANNELS", ws.max_channels as u64) as usize;
+    ws.catchup_max = positive(env, "NOTIFIER_WS_CATCHUP_MAX", ws.catchup_max);
+    ws.catchups_at_once = positive(
+        env,
+        "NOTIFIER_WS_CATCHUP_CONCURRENCY",
+        ws.catchups_at_once as u64,
+    ) as usize;
+    if ws.max_sockets_per_user > ws.max_sockets {
+        env.problem(format!(
+            "NOTIFIER_WS_MAX_PER_USER ({}) must not exceed NOTIFIER_WS_MAX_SOCKETS ({})",
+            ws.max_sockets_per_user, ws.max_sockets
+        ));
+    }
+    ws
+}
+
+/// Raises the open-files limit as far as the hard limit allows and caps
+/// the sockets to what then fits, so the cap answers 503 before `accept`
+/// starts failing.
+fn fit_open_files(max_sockets: usize) -> usize {
+    /// Descriptors kept for NATS, PostgreSQL, REST requests and the rest.
+    const RESERVE: u64 = 256;
+    let wanted = max_sockets as u64 + RESERVE;
+    match rlimit::increase_nofile_limit(wanted) {
+        Ok(limit) if limit >= wanted => max_sockets,
+        Ok(limit) => {
+            let fits = limit.saturating_sub(RESERVE).max(1) as usize;
+            tracing::warn!(
+                open_files_limit = limit,
+                configured = max_sockets,
+                effective = fits,
+                "NOTIFIER_WS_MAX_SOCKETS does not fit the open-files limit; capping it (raise LimitNOFILE / ulimit -n)"
+            );
+            fits
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open-files limit; keeping NOTIFIER_WS_MAX_SOCKETS");
+            max_sockets
         }
     }
 }
@@ -151,8 +225,12 @@ pub struct App {
     pub auth: auth::Authenticator,
     pub command_timeout: Duration,
     pub ws: WsSettings,
+    /// The process's one feed of the EVENTS stream and its fan-out.
+    pub hub: Arc<hub::Hub>,
+    /// The socket caps and what is open.
+    pub sockets: Arc<admission::SocketLimits>,
     pub shutdown: CancellationToken,
-    /// Open sockets and their feed pumps, waited for on shutdown.
+    /// Open sockets and the feed's dispatcher, waited for on shutdown.
     pub tracker: TaskTracker,
 }
 
@@ -179,19 +257,26 @@ pub async fn start(
         StreamKind::Events,
     ])
     .await?;
+    let tracker = TaskTracker::new();
+    let hub = hub::Hub::start(&bus, config.ws.catchups_at_once, shutdown.clone(), &tracker).await?;
+    let max_sockets = fit_open_files(config.ws.max_sockets);
     let app = Arc::new(App {
         pool,
         auth: auth::Authenticator::new(config.jwt_secret.expose_secret().as_bytes()),
         command_timeout: config.command_timeout,
+        sockets: admission::SocketLimits::new(max_sockets, config.ws.max_sockets_per_user),
         ws: config.ws.clone(),
+        hub: hub.clone(),
         shutdown: shutdown.clone(),
-        tracker: TaskTracker::new(),
+        tracker,
         bus,
     });
     let client = app.bus.client().clone();
-    let health = Health::new("notifier").check("nats", move || {
-        client.connection_state() == async_nats::connection::State::Connected
-    });
+    let health = Health::new("notifier")
+        .check("nats", move || {
+            client.connection_state() == async_nats::connection::State::Connected
+        })
+        .check("feed", move || hub.is_bound());
     let routes = api::routes(app.clone())
         .or(ws::route(app.clone()))
         .unify()
@@ -245,7 +330,68 @@ mod tests {
         assert_eq!(config.addr, "0.0.0.0:8090".parse().unwrap());
         assert_eq!(config.command_timeout, Duration::from_millis(2500));
         assert!(!format!("{config:?}").contains("0123456789abcdef"));
-        std::env::remove_var("JWT_SECRET");
-        std::env::remove_var("NOTIFIER_COMMAND_TIMEOUT_MS");
+        assert_eq!(
+            config.ws.allowed_origins.as_slice(),
+            ["http://127.0.0.1:8090", "http://localhost:8090"]
+        );
+        assert_eq!(config.ws.max_sockets, WsSettings::DEFAULT_MAX_SOCKETS);
+
+        // The public URL sets the default origin; an explicit list wins.
+        std::env::set_var("NOTIFIER_PUBLIC_URL", "https://dash.example.com/");
+        let config = Config::from_env().unwrap();
+        assert_eq!(
+            config.ws.allowed_origins.as_slice(),
+            ["https://dash.example.com"]
+        );
+        std::env::set_var(
+            "NOTIFIER_ALLOWED_ORIGINS",
+            "https://a.example, https://b.example:8443",
+        );
+        std::env::set_var("NOTIFIER_WS_MAX_SOCKETS", "100");
+        std::env::set_var("NOTIFIER_WS_MAX_PER_USER", "4");
+        std::env::set_var("NOTIFIER_WS_MAX_CHANNELS", "6");
+        let config = Config::from_env().unwrap();
+        assert_eq!(
+            config.ws.allowed_origins.as_slice(),
+            ["https://a.example", "https://b.example:8443"]
+        );
+        assert_eq!(
+            (
+                config.ws.max_sockets,
+                config.ws.max_sockets_per_user,
+                config.ws.max_channels
+            ),
+            (100, 4, 6)
+        );
+
+        // Every bad limit is reported at once.
+        std::env::set_var("NOTIFIER_ALLOWED_ORIGINS", "dash.example.com");
+        std::env::set_var("NOTIFIER_WS_MAX_PER_USER", "200");
+        std::env::set_var("NOTIFIER_WS_QUEUE", "0");
+        std::env::set_var("NOTIFIER_WS_CATCHUP_MAX", "lots");
+        let err = Config::from_env().unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.problems.len(), 4, "{text}");
+        for expected in [
+            "NOTIFIER_ALLOWED_ORIGINS",
+            "must not exceed NOTIFIER_WS_MAX_SOCKETS",
+            "NOTIFIER_WS_QUEUE must be positive",
+            "NOTIFIER_WS_CATCHUP_MAX",
+        ] {
+            assert!(text.contains(expected), "{expected}: {text}");
+        }
+        for name in [
+            "JWT_SECRET",
+            "NOTIFIER_COMMAND_TIMEOUT_MS",
+            "NOTIFIER_PUBLIC_URL",
+            "NOTIFIER_ALLOWED_ORIGINS",
+            "NOTIFIER_WS_MAX_SOCKETS",
+            "NOTIFIER_WS_MAX_PER_USER",
+            "NOTIFIER_WS_MAX_CHANNELS",
+            "NOTIFIER_WS_QUEUE",
+            "NOTIFIER_WS_CATCHUP_MAX",
+        ] {
+            std::env::remove_var(name);
+        }
     }
 }

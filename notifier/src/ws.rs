@@ -1,75 +1,107 @@
 //! `GET /ws`: the live feed of a restaurant's events.
 //!
-//! After the upgrade the client subscribes to channels; the socket then
-//! reads the EVENTS stream through its own [`EventFeed`] (filtered on the
-//! restaurant's subjects; the channels are filtered here, since
-//! nats-server 2.9 allows one filter subject per consumer) and writes
-//! `{"type", "seq", "data"}` frames. `seq` is the JetStream sequence, so a
-//! client that reconnects with `since` = the last `seq` it saw misses
-//! nothing.
+//! The handshake is admitted in this order: `Origin` (403), token (401),
+//! WebSocket upgrade headers (400), socket caps (429 per user, 503 in
+//! total) — see [`crate::admission`]. After the upgrade the client
+//! subscribes to channels; the socket joins the process's one feed
+//! ([`crate::hub`]) and writes `{"type", "seq", "data"}` frames, `seq`
+//! being the JetStream sequence. With `since` it first sends what it
+//! missed, read from the stream ([`crate::catchup`]).
 //!
-//! Flow control: a bounded queue sits between the feed and the socket; a
-//! client that leaves it full for `slow_client_timeout` is closed (1013,
-//! "too slow") and reconnects with `since`. Writes have a timeout too, and
-//! a client that answers nothing (not even our pings) for three ping
-//! intervals is dropped. On shutdown every socket is closed with 1001.
+//! The server closes a socket:
+//! - `4001` when its token expires (the dashboard gets a fresh one and
+//!   reconnects with `since`);
+//! - `1013` when it fell a whole queue (`NOTIFIER_WS_QUEUE` frames) behind
+//!   the feed ("too slow"; reconnect with `since`);
+//! - `1000` when the client answered nothing for three ping intervals;
+//! - `1001` on shutdown; `1011` when the event stream cannot be read.
 
-use std::{sync::Arc, time::Duration};
+use std::{pin::Pin, sync::Arc, time::Duration, time::SystemTime};
 
-use futures::{stream::SplitSink, SinkExt, StreamExt};
-use tokio::{
-    sync::mpsc::{self, error::SendTimeoutError},
-    task::JoinHandle,
-    time::Instant,
+use futures::{
+    stream::{SplitSink, SplitStream},
+    Future, SinkExt, StreamExt,
 };
+use tokio::time::{Instant, Interval, Sleep};
 use tokio_util::sync::CancellationToken;
-use waiter_nats::{events::DashboardEvent, Envelope, StreamKind};
 use warp::{
     filters::{
         ws::{Message, WebSocket, Ws},
         BoxedFilter,
     },
+    http::StatusCode,
     reply::{Reply, Response},
     Filter,
 };
 
 use crate::{
+    admission::{AllowedOrigins, Refusal, SocketPermit},
     auth::Principal,
-    channels::{error_frame, event_frame, pong_frame, subscribed_frame, ClientRequest, Grant},
-    error::AuthRejection,
-    feed::{EventFeed, Start},
+    catchup::{self, Opened, Reader},
+    channels::{
+        error_frame, events_missed_frame, pong_frame, subscribed_frame, ClientRequest, Grant,
+    },
+    error::json_error,
+    hub::{self, Frame, Live},
     App,
 };
 
 /// The largest frame a client may send.
 const MAX_CLIENT_FRAME: usize = 64 * 1024;
 
-/// Close codes (RFC 6455 §7.4.1).
-const CLOSE_NORMAL: u16 = 1000;
-const CLOSE_GOING_AWAY: u16 = 1001;
-const CLOSE_INTERNAL: u16 = 1011;
-const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
+/// Close codes (RFC 6455 §7.4.1, and 4001 of the dashboard contract).
+pub const CLOSE_NORMAL: u16 = 1000;
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+pub const CLOSE_INTERNAL: u16 = 1011;
+pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
+pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 
-/// Per-socket tuning.
+/// The WebSocket limits and tuning (`NOTIFIER_WS_*`).
 #[derive(Debug, Clone)]
 pub struct WsSettings {
-    /// Frames buffered between the event feed and one socket.
+    /// Frames queued between the feed and one socket; a socket that falls
+    /// this far behind is closed with 1013.
     pub queue: usize,
-    /// How long the queue may stay full before the client is closed.
-    pub slow_client_timeout: Duration,
     /// How often the server pings; three silent intervals drop the client.
     pub ping_interval: Duration,
     /// The longest a single write may take.
     pub write_timeout: Duration,
+    /// Open sockets, in total.
+    pub max_sockets: usize,
+    /// Open sockets of one user (`restaurant_id`, `sub`).
+    pub max_sockets_per_user: usize,
+    /// Channels one socket may subscribe to.
+    pub max_channels: usize,
+    /// The most events a `since` catch-up sends; more is `events_missed`.
+    pub catchup_max: u64,
+    /// Catch-ups reading the stream at once.
+    pub catchups_at_once: usize,
+    /// Origins a browser may open a socket from.
+    pub allowed_origins: AllowedOrigins,
 }
 
-impl Default for WsSettings {
-    fn default() -> Self {
+impl WsSettings {
+    pub const DEFAULT_QUEUE: usize = 256;
+    pub const DEFAULT_PING: Duration = Duration::from_secs(20);
+    pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const DEFAULT_MAX_SOCKETS: usize = 20_000;
+    pub const DEFAULT_MAX_PER_USER: usize = 16;
+    pub const DEFAULT_MAX_CHANNELS: usize = 30;
+    pub const DEFAULT_CATCHUP_MAX: u64 = 10_000;
+    pub const DEFAULT_CATCHUPS_AT_ONCE: usize = 16;
+
+    /// The defaults, with the given allowed origins.
+    pub fn new(allowed_origins: AllowedOrigins) -> Self {
         Self {
-            queue: 256,
-            slow_client_timeout: Duration::from_secs(10),
-            ping_interval: Duration::from_secs(20),
-            write_timeout: Duration::from_secs(10),
+            queue: Self::DEFAULT_QUEUE,
+            ping_interval: Self::DEFAULT_PING,
+            write_timeout: Self::DEFAULT_WRITE_TIMEOUT,
+            max_sockets: Self::DEFAULT_MAX_SOCKETS,
+            max_sockets_per_user: Self::DEFAULT_MAX_PER_USER,
+            max_channels: Self::DEFAULT_MAX_CHANNELS,
+            catchup_max: Self::DEFAULT_CATCHUP_MAX,
+            catchups_at_once: Self::DEFAULT_CATCHUPS_AT_ONCE,
+            allowed_origins,
         }
     }
 }
@@ -77,294 +109,423 @@ impl Default for WsSettings {
 /// `GET /ws`, authenticated by `Authorization: Bearer` or by the
 /// `bearer.<JWT>` subprotocol (echoed, as browsers require).
 pub fn route(app: Arc<App>) -> BoxedFilter<(Response,)> {
-    let authenticate = {
-        let app = app.clone();
-        move |authorization: Option<String>, protocols: Option<String>| {
-            let app = app.clone();
-            async move {
-                app.auth
-                    .from_upgrade(authorization.as_deref(), protocols.as_deref())
-                    .map_err(|e| warp::reject::custom(AuthRejection(e)))
-            }
-        }
-    };
+    let upgrade = warp::ws().map(Some).or(warp::any().map(|| None)).unify();
     warp::path!("ws")
+        .and(warp::get())
+        .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::header::optional::<String>("sec-websocket-protocol"))
-        .and_then(authenticate)
-        .and(warp::ws())
+        .and(upgrade)
         .map(
-            move |(principal, protocol): (Principal, Option<String>), ws: Ws| {
-                let app = app.clone();
-                let tracker = app.tracker.clone();
-                let upgrade = ws
-                    .max_message_size(MAX_CLIENT_FRAME)
-                    .max_frame_size(MAX_CLIENT_FRAME)
-                    .on_upgrade(move |socket| {
-                        tracker.track_future(session(socket, principal, app))
-                    });
-                match protocol {
-                    Some(protocol) => {
-                        warp::reply::with_header(upgrade, "sec-websocket-protocol", protocol)
-                            .into_response()
-                    }
-                    None => upgrade.into_response(),
-                }
+            move |origin: Option<String>,
+                  authorization: Option<String>,
+                  protocols: Option<String>,
+                  ws: Option<Ws>| {
+                handshake(&app, origin, authorization, protocols, ws)
             },
         )
         .boxed()
 }
 
-/// Counts open sockets in `waiter_notifier_ws_connections`.
-struct ConnectionGauge;
+fn refuse(status: StatusCode, code: &'static str, reason: &str) -> Response {
+    metrics::counter!("waiter_notifier_ws_refused_total", "reason" => code).increment(1);
+    json_error(status, code, reason)
+}
 
-impl ConnectionGauge {
-    fn open() -> Self {
-        metrics::gauge!("waiter_notifier_ws_connections").increment(1.0);
-        ConnectionGauge
+fn handshake(
+    app: &Arc<App>,
+    origin: Option<String>,
+    authorization: Option<String>,
+    protocols: Option<String>,
+    ws: Option<Ws>,
+) -> Response {
+    if !app.ws.allowed_origins.allows(origin.as_deref()) {
+        let shown: String = origin.unwrap_or_default().chars().take(100).collect();
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            &format!("origin {shown:?} may not open a socket here"),
+        );
+    }
+    let (principal, protocol) = match app
+        .auth
+        .from_upgrade(authorization.as_deref(), protocols.as_deref())
+    {
+        Ok(authenticated) => authenticated,
+        Err(e) => return refuse(StatusCode::UNAUTHORIZED, "unauthorized", &e.to_string()),
+    };
+    let Some(ws) = ws else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected a WebSocket upgrade",
+        );
+    };
+    let permit = match app.sockets.admit(&principal) {
+        Ok(permit) => permit,
+        Err(refusal @ Refusal::PerUser { .. }) => {
+            return refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_sockets",
+                &refusal.to_string(),
+            )
+        }
+        Err(refusal @ Refusal::Total { .. }) => {
+            let mut response = refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "at_capacity",
+                &refusal.to_string(),
+            );
+            response.headers_mut().insert(
+                warp::http::header::RETRY_AFTER,
+                warp::http::HeaderValue::from_static("5"),
+            );
+            return response;
+        }
+    };
+    let app = app.clone();
+    let tracker = app.tracker.clone();
+    let upgrade = ws
+        .max_message_size(MAX_CLIENT_FRAME)
+        .max_frame_size(MAX_CLIENT_FRAME)
+        .on_upgrade(move |socket| tracker.track_future(session(socket, principal, permit, app)));
+    match protocol {
+        Some(protocol) => {
+            warp::reply::with_header(upgrade, "sec-websocket-protocol", protocol).into_response()
+        }
+        None => upgrade.into_response(),
     }
 }
 
-impl Drop for ConnectionGauge {
-    fn drop(&mut self) {
-        metrics::gauge!("waiter_notifier_ws_connections").decrement(1.0);
-    }
-}
-
-/// Why a feed pump stopped.
+/// Why a session ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PumpEnd {
-    /// The subscription was replaced or the socket is closing.
-    Cancelled,
-    /// The client did not take frames for `slow_client_timeout`.
-    Slow,
+enum Closing {
+    Shutdown,
+    TokenExpired,
+    TooSlow,
+    Silent,
+    Unavailable,
+    /// The client closed or the connection broke: nothing to say.
+    Gone,
 }
 
-/// A running subscription; dropping it stops its pump.
-struct Subscription {
-    frames: mpsc::Receiver<String>,
-    task: JoinHandle<PumpEnd>,
-    cancel: CancellationToken,
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        self.cancel.cancel();
+impl Closing {
+    fn frame(self) -> Option<(u16, &'static str)> {
+        match self {
+            Closing::Shutdown => Some((CLOSE_GOING_AWAY, "server shutting down")),
+            Closing::TokenExpired => Some((CLOSE_TOKEN_EXPIRED, "token expired")),
+            Closing::TooSlow => Some((CLOSE_TRY_AGAIN_LATER, "too slow: reconnect with since")),
+            Closing::Silent => Some((CLOSE_NORMAL, "no answer to pings")),
+            Closing::Unavailable => Some((CLOSE_INTERNAL, "event stream unavailable")),
+            Closing::Gone => None,
+        }
     }
 }
 
-enum Next {
-    Frame(String),
-    Ended(PumpEnd),
+/// What ends a session from outside, raced against everything it waits on.
+struct Stops {
+    shutdown: CancellationToken,
+    /// Cancelled by the fan-out when this socket's queue overflows.
+    overflow: CancellationToken,
+    expiry: Pin<Box<Sleep>>,
 }
 
-/// The next frame of the subscription; after its last frame, why it ended.
-async fn next_of(current: &mut Option<Subscription>) -> Next {
-    match current {
-        None => std::future::pending().await,
-        Some(sub) => match sub.frames.recv().await {
-            Some(frame) => Next::Frame(frame),
-            None => Next::Ended((&mut sub.task).await.unwrap_or(PumpEnd::Cancelled)),
-        },
+impl Stops {
+    /// Runs `work` unless the session must end first.
+    async fn guard<F: Future>(&mut self, work: F) -> Result<F::Output, Closing> {
+        tokio::select! {
+            biased;
+            _ = self.shutdown.cancelled() => Err(Closing::Shutdown),
+            _ = &mut self.expiry => Err(Closing::TokenExpired),
+            _ = self.overflow.cancelled() => Err(Closing::TooSlow),
+            output = work => Ok(output),
+        }
+    }
+}
+
+/// A socket's current subscription.
+struct Active {
+    live: Live,
+    /// Live frames at or below this sequence were already sent.
+    floor: u64,
+}
+
+/// The next live frame to send (never returns without a subscription).
+async fn next_live(current: &mut Option<Active>) -> Frame {
+    let Some(active) = current else {
+        return std::future::pending().await;
+    };
+    loop {
+        match active.live.frames.recv().await {
+            Some(frame) if frame.seq <= active.floor => continue,
+            Some(frame) => return frame,
+            // Only the registry holds senders, and it lives as long as the
+            // process: the stop signals end this session instead.
+            None => return std::future::pending().await,
+        }
     }
 }
 
 type Sink = SplitSink<WebSocket, Message>;
 
-async fn write(sink: &mut Sink, message: Message, timeout: Duration) -> Result<(), ()> {
-    match tokio::time::timeout(timeout, sink.send(message)).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
+struct Session {
+    app: Arc<App>,
+    principal: Principal,
+    sink: Sink,
+    stops: Stops,
+    current: Option<Active>,
 }
 
-async fn session(socket: WebSocket, principal: Principal, app: Arc<App>) {
-    let _gauge = ConnectionGauge::open();
+enum Wake {
+    Stop(Closing),
+    Live(Frame),
+    Client(Option<Result<Message, warp::Error>>),
+    Ping,
+}
+
+async fn session(socket: WebSocket, principal: Principal, permit: SocketPermit, app: Arc<App>) {
+    let _permit = permit;
     let settings = app.ws.clone();
-    let (mut sink, mut incoming) = socket.split();
-    let mut current: Option<Subscription> = None;
-    let mut ping = tokio::time::interval_at(
+    let (sink, mut incoming): (Sink, SplitStream<WebSocket>) = socket.split();
+    let expiry = Box::pin(tokio::time::sleep(principal.remaining(SystemTime::now())));
+    let mut session = Session {
+        stops: Stops {
+            shutdown: app.shutdown.clone(),
+            overflow: CancellationToken::new(),
+            expiry,
+        },
+        app,
+        principal,
+        sink,
+        current: None,
+    };
+    let mut ping: Interval = tokio::time::interval_at(
         Instant::now() + settings.ping_interval,
         settings.ping_interval,
     );
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let idle_limit = settings.ping_interval * 3;
     let mut last_heard = Instant::now();
 
-    let close: Option<(u16, &'static str)> = loop {
-        if app.shutdown.is_cancelled() {
-            break Some((CLOSE_GOING_AWAY, "server shutting down"));
-        }
-        tokio::select! {
-            _ = app.shutdown.cancelled() => {
-                break Some((CLOSE_GOING_AWAY, "server shutting down"));
+    let closing = loop {
+        let wake = {
+            let stops = &mut session.stops;
+            tokio::select! {
+                biased;
+                _ = stops.shutdown.cancelled() => Wake::Stop(Closing::Shutdown),
+                _ = &mut stops.expiry => Wake::Stop(Closing::TokenExpired),
+                _ = stops.overflow.cancelled() => Wake::Stop(Closing::TooSlow),
+                frame = next_live(&mut session.current) => Wake::Live(frame),
+                frame = incoming.next() => Wake::Client(frame),
+                _ = ping.tick() => Wake::Ping,
             }
-            next = next_of(&mut current) => match next {
-                Next::Frame(frame) => {
-                    if write(&mut sink, Message::text(frame), settings.write_timeout).await.is_err() {
-                        break None;
-                    }
-                    metrics::counter!("waiter_notifier_events_sent_total").increment(1);
-                }
-                Next::Ended(PumpEnd::Slow) => {
-                    metrics::counter!("waiter_notifier_slow_clients_total").increment(1);
-                    break Some((CLOSE_TRY_AGAIN_LATER, "too slow: reconnect with since"));
-                }
-                Next::Ended(PumpEnd::Cancelled) => current = None,
-            },
-            frame = incoming.next() => {
-                let Some(Ok(frame)) = frame else { break None };
+        };
+        let outcome = match wake {
+            Wake::Stop(closing) => Err(closing),
+            Wake::Live(frame) => session.send_event(&frame).await,
+            Wake::Ping if last_heard.elapsed() > settings.ping_interval * 3 => Err(Closing::Silent),
+            Wake::Ping => session.send(Message::ping(Vec::new())).await,
+            Wake::Client(None | Some(Err(_))) => Err(Closing::Gone),
+            Wake::Client(Some(Ok(frame))) => {
                 last_heard = Instant::now();
-                if frame.is_close() {
-                    // tungstenite answers the close handshake itself.
-                    break None;
-                }
-                if frame.is_ping() || frame.is_pong() {
-                    continue;
-                }
-                let Ok(text) = frame.to_str() else {
-                    let error = error_frame("bad_request", None, Some("send JSON text frames"));
-                    if write(&mut sink, Message::text(error.to_string()), settings.write_timeout).await.is_err() {
-                        break None;
-                    }
-                    continue;
-                };
-                let (replies, close) = match ClientRequest::parse(text) {
-                    Err(reason) => (vec![error_frame("bad_request", None, Some(&reason)).to_string()], None),
-                    Ok(ClientRequest::Ping) => (vec![pong_frame()], None),
-                    Ok(ClientRequest::Subscribe { channels, since }) => {
-                        // The previous subscription (if any) stops here.
-                        current = None;
-                        let grant = Grant::decide(&principal, &channels);
-                        match subscribe(&app, &grant, since).await {
-                            Ok(sub) => {
-                                current = sub;
-                                let mut replies = vec![subscribed_frame(&grant.channel_names())];
-                                replies.extend(grant.refused.iter().map(|f| f.to_string()));
-                                (replies, None)
-                            }
-                            Err(reason) => {
-                                tracing::warn!(%reason, "cannot open an event feed for a dashboard");
-                                let error = error_frame("unavailable", None, Some("event stream unavailable; reconnect with since"));
-                                (vec![error.to_string()], Some((CLOSE_INTERNAL, "event stream unavailable")))
-                            }
-                        }
-                    }
-                };
-                let mut failed = false;
-                for reply in replies {
-                    if write(&mut sink, Message::text(reply), settings.write_timeout).await.is_err() {
-                        failed = true;
-                        break;
-                    }
-                }
-                if failed {
-                    break None;
-                }
-                if close.is_some() {
-                    break close;
-                }
+                // Boxed: subscribing (with its catch-up) is a large future,
+                // and an idle socket should not carry its space.
+                Box::pin(session.on_client_frame(frame)).await
             }
-            _ = ping.tick() => {
-                if last_heard.elapsed() > idle_limit {
-                    break Some((CLOSE_NORMAL, "no answer to pings"));
-                }
-                if write(&mut sink, Message::ping(Vec::new()), settings.write_timeout).await.is_err() {
-                    break None;
+        };
+        if let Err(closing) = outcome {
+            break closing;
+        }
+    };
+    Box::pin(session.close(closing)).await;
+}
+
+impl Session {
+    async fn send(&mut self, message: Message) -> Result<(), Closing> {
+        let write = tokio::time::timeout(self.app.ws.write_timeout, self.sink.send(message));
+        match self.stops.guard(write).await? {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Closing::Gone),
+        }
+    }
+
+    async fn send_text(&mut self, text: String) -> Result<(), Closing> {
+        self.send(Message::text(text)).await
+    }
+
+    async fn send_event(&mut self, frame: &Frame) -> Result<(), Closing> {
+        self.send_text(frame.text.to_string()).await?;
+        metrics::counter!("waiter_notifier_events_sent_total").increment(1);
+        Ok(())
+    }
+
+    async fn on_client_frame(&mut self, frame: Message) -> Result<(), Closing> {
+        if frame.is_close() {
+            // tungstenite answers the close handshake itself.
+            return Err(Closing::Gone);
+        }
+        if frame.is_ping() || frame.is_pong() {
+            return Ok(());
+        }
+        let Ok(text) = frame.to_str() else {
+            let error = error_frame("bad_request", None, Some("send JSON text frames"));
+            return self.send_text(error.to_string()).await;
+        };
+        match ClientRequest::parse(text) {
+            Err(reason) => {
+                let error = error_frame("bad_request", None, Some(&reason));
+                self.send_text(error.to_string()).await
+            }
+            Ok(ClientRequest::Ping) => self.send_text(pong_frame()).await,
+            Ok(ClientRequest::Subscribe { channels, since }) => {
+                self.subscribe(&channels, since).await
+            }
+        }
+    }
+
+    /// Replaces the subscription: joins the feed, answers, then sends what
+    /// `since` missed before any live frame.
+    async fn subscribe(&mut self, channels: &[String], since: Option<u64>) -> Result<(), Closing> {
+        self.current = None;
+        let grant = Grant::decide(&self.principal, channels, self.app.ws.max_channels);
+        let mut replies = vec![subscribed_frame(&grant.channel_names())];
+        replies.extend(grant.refused.iter().map(|f| f.to_string()));
+        if grant.is_empty() {
+            for reply in replies {
+                self.send_text(reply).await?;
+            }
+            return Ok(());
+        }
+        let app = self.app.clone();
+        // Wait for a catch-up slot before joining, so the live queue does
+        // not fill while this socket waits its turn.
+        let _slot = match since {
+            Some(_) => Some(
+                self.stops
+                    .guard(app.hub.catchups.acquire())
+                    .await?
+                    .map_err(|_| Closing::Shutdown)?,
+            ),
+            None => None,
+        };
+        let live = app
+            .hub
+            .join(&grant, app.ws.queue, self.stops.overflow.clone());
+        for reply in replies {
+            self.send_text(reply).await?;
+        }
+        let floor = match since {
+            None => live.joined_at,
+            Some(since) => self.catch_up(&grant, since, live.joined_at).await?,
+        };
+        self.current = Some(Active { live, floor });
+        Ok(())
+    }
+
+    /// Sends the stored events after `since` up to `joined_at`; returns
+    /// the sequence live frames must be above.
+    async fn catch_up(
+        &mut self,
+        grant: &Grant,
+        since: u64,
+        joined_at: u64,
+    ) -> Result<u64, Closing> {
+        let app = self.app.clone();
+        let topology = app.bus.topology();
+        let stream_name = topology.stream_name(waiter_nats::StreamKind::Events);
+        let (stream, bounds) = self
+            .stops
+            .guard(catchup::bounds(app.bus.jetstream(), &stream_name))
+            .await?
+            .map_err(|e| self.unavailable(e))?;
+        let plan = catchup::plan(since, bounds, joined_at);
+        let mut missed = plan
+            .missed
+            .map(|first| (first, "older than the stream keeps"));
+        let mut reader = None;
+        if let Some((from, until)) = plan.read {
+            let filter = match grant.single_restaurant() {
+                Some(restaurant_id) => topology.events_of(&restaurant_id),
+                // An admin watching several restaurants reads all of them.
+                None => topology.stream_subjects(waiter_nats::StreamKind::Events),
+            };
+            let opened = self
+                .stops
+                .guard(Reader::open(
+                    &stream,
+                    filter,
+                    from,
+                    until,
+                    app.ws.catchup_max,
+                ))
+                .await?
+                .map_err(|e| self.unavailable(e))?;
+            match opened {
+                Opened::Reader(r) => reader = Some(r),
+                Opened::TooMany { pending } => {
+                    tracing::info!(
+                        since,
+                        pending,
+                        "catch-up too long; telling the client it missed events"
+                    );
+                    missed = Some((joined_at + 1, "more events than a catch-up sends"));
                 }
             }
         }
-    };
-    drop(current);
-    if let Some((code, reason)) = close {
-        let _ = write(
-            &mut sink,
-            Message::close_with(code, reason),
-            settings.write_timeout,
-        )
-        .await;
+        if let Some((first_seq, reason)) = missed {
+            metrics::counter!("waiter_notifier_events_missed_total").increment(1);
+            self.send_text(events_missed_frame(first_seq, reason))
+                .await?;
+        }
+        if let Some(mut reader) = reader {
+            let sent = self.send_stored(&mut reader, grant).await;
+            reader.close().await;
+            sent?;
+        }
+        Ok(plan.floor)
     }
-    let _ = tokio::time::timeout(settings.write_timeout, sink.close()).await;
-}
 
-/// Opens the feed for a grant (nothing to open when nothing was granted).
-async fn subscribe(
-    app: &Arc<App>,
-    grant: &Grant,
-    since: Option<u64>,
-) -> Result<Option<Subscription>, String> {
-    if grant.is_empty() {
-        return Ok(None);
-    }
-    let topology = app.bus.topology();
-    let filter = match grant.single_restaurant() {
-        Some(restaurant_id) => topology.events_of(&restaurant_id),
-        // An admin watching several restaurants: one feed over all events,
-        // so `seq` stays a single gap-free position.
-        None => topology.stream_subjects(StreamKind::Events),
-    };
-    let start = since.map_or(Start::New, Start::After);
-    let feed = EventFeed::open(
-        app.bus.jetstream(),
-        &topology.stream_name(StreamKind::Events),
-        filter,
-        start,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let (tx, rx) = mpsc::channel(app.ws.queue.max(1));
-    let cancel = app.shutdown.child_token();
-    let task = app.tracker.spawn(pump(
-        feed,
-        grant.clone(),
-        tx,
-        cancel.clone(),
-        app.ws.slow_client_timeout,
-    ));
-    Ok(Some(Subscription {
-        frames: rx,
-        task,
-        cancel,
-    }))
-}
-
-/// Moves a feed's events into a socket's queue, keeping only the granted
-/// channels.
-pub async fn pump(
-    mut feed: EventFeed,
-    grant: Grant,
-    frames: mpsc::Sender<String>,
-    cancel: CancellationToken,
-    slow_client_timeout: Duration,
-) -> PumpEnd {
-    let end = loop {
-        let message = tokio::select! {
-            _ = cancel.cancelled() => break PumpEnd::Cancelled,
-            message = feed.next() => message,
-        };
-        let Ok(info) = message.info() else { continue };
-        let seq = info.stream_sequence;
-        let event = match Envelope::<DashboardEvent>::decode(&message.payload) {
-            Ok(envelope) => envelope.body,
-            Err(e) => {
-                metrics::counter!("waiter_notifier_undecodable_events_total").increment(1);
-                tracing::warn!(seq, error = %e, "skipping an undecodable dashboard event");
+    async fn send_stored(&mut self, reader: &mut Reader, grant: &Grant) -> Result<(), Closing> {
+        loop {
+            let next = self
+                .stops
+                .guard(reader.next())
+                .await?
+                .map_err(|e| self.unavailable(e))?;
+            let Some((seq, payload)) = next else {
+                return Ok(());
+            };
+            let Some(event) = hub::decode(seq, &payload) else {
                 continue;
+            };
+            if grant.admits(&event) {
+                self.send_event(&hub::frame_of(seq, &event)).await?;
+                metrics::counter!("waiter_notifier_catchup_events_total").increment(1);
             }
-        };
-        if !grant.admits(&event) {
-            continue;
         }
-        let frame = event_frame(event.event_type, seq, &event.data);
-        tokio::select! {
-            _ = cancel.cancelled() => break PumpEnd::Cancelled,
-            sent = frames.send_timeout(frame, slow_client_timeout) => match sent {
-                Ok(()) => {}
-                Err(SendTimeoutError::Timeout(_)) => break PumpEnd::Slow,
-                Err(SendTimeoutError::Closed(_)) => break PumpEnd::Cancelled,
-            },
+    }
+
+    fn unavailable(&self, error: catchup::CatchUpError) -> Closing {
+        tracing::warn!(%error, "cannot serve a dashboard's since");
+        Closing::Unavailable
+    }
+
+    async fn close(mut self, closing: Closing) {
+        self.current = None;
+        let timeout = self.app.ws.write_timeout;
+        if closing == Closing::Unavailable {
+            let error = error_frame(
+                "unavailable",
+                None,
+                Some("event stream unavailable; reconnect with since"),
+            );
+            let _ = tokio::time::timeout(timeout, self.sink.send(Message::text(error.to_string())))
+                .await;
         }
-    };
-    feed.close().await;
-    end
+        if let Some((code, reason)) = closing.frame() {
+            let _ =
+                tokio::time::timeout(timeout, self.sink.send(Message::close_with(code, reason)))
+                    .await;
+        }
+        let _ = tokio::time::timeout(timeout, self.sink.close()).await;
+    }
 }

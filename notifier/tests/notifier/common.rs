@@ -145,6 +145,42 @@ impl Stage {
     }
 }
 
+/// The answer to a WebSocket handshake that is refused: status, JSON body
+/// and the `Retry-After` header.
+pub async fn refused_handshake(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    origin: Option<&str>,
+) -> (u16, Value, Option<String>) {
+    let mut request = http
+        .get(url.replace("ws://", "http://"))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    let response = request.send().await.unwrap();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let (status, body) = status_and_json(response).await;
+    (status, body, retry_after)
+}
+
+/// The EVENTS stream's consumers right now.
+pub async fn event_consumers(bus: &Bus) -> usize {
+    let name = bus.topology().stream_name(waiter_nats::StreamKind::Events);
+    let mut stream = bus.jetstream().get_stream(&name).await.unwrap();
+    stream.info().await.unwrap().state.consumer_count
+}
+
 pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
@@ -273,18 +309,41 @@ pub enum Auth<'a> {
     Protocol(&'a str),
 }
 
+fn upgrade_request(
+    url: &str,
+    auth: Auth<'_>,
+    origin: Option<&str>,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut request = url.into_client_request().unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    match auth {
+        Auth::Header(token) => request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap()),
+        Auth::Protocol(token) => request.headers_mut().insert(
+            "sec-websocket-protocol",
+            format!("bearer.{token}").parse().unwrap(),
+        ),
+    };
+    request
+}
+
 impl Socket {
     pub async fn connect(url: &str, auth: Auth<'_>) -> Result<Socket, u16> {
-        let mut request = url.into_client_request().unwrap();
-        match auth {
-            Auth::Header(token) => request
-                .headers_mut()
-                .insert("authorization", format!("Bearer {token}").parse().unwrap()),
-            Auth::Protocol(token) => request.headers_mut().insert(
-                "sec-websocket-protocol",
-                format!("bearer.{token}").parse().unwrap(),
-            ),
-        };
+        Self::connect_from(url, auth, None).await
+    }
+
+    /// Connects with an `Origin` header, as a browser page would.
+    pub async fn connect_from(
+        url: &str,
+        auth: Auth<'_>,
+        origin: Option<&str>,
+    ) -> Result<Socket, u16> {
+        let request = upgrade_request(url, auth, origin);
         let connected = tokio::time::timeout(Duration::from_secs(30), connect_async(request))
             .await
             .expect("websocket handshake within 30s");
@@ -300,6 +359,31 @@ impl Socket {
                 Err(response.status().as_u16())
             }
             Err(e) => panic!("websocket connect failed: {e}"),
+        }
+    }
+
+    /// A client that never reads: its TCP receive buffer is tiny, so the
+    /// server's writes back up as soon as the kernel buffers are full.
+    pub async fn connect_without_reading(url: &str, token: &str) -> Socket {
+        let request = upgrade_request(url, Auth::Header(token), None);
+        let addr: std::net::SocketAddr = url
+            .trim_start_matches("ws://")
+            .trim_end_matches("/ws")
+            .parse()
+            .unwrap();
+        let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+        tcp.set_recv_buffer_size(16 * 1024).unwrap();
+        let stream = tcp.connect(addr).await.unwrap();
+        let (inner, _) = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)),
+        )
+        .await
+        .expect("websocket handshake within 30s")
+        .expect("handshake");
+        Socket {
+            inner,
+            protocol: None,
         }
     }
 
@@ -346,6 +430,22 @@ impl Socket {
                 Some(Ok(Message::Close(frame))) => return Some(Err(frame)),
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return Some(Err(None)),
+            }
+        }
+    }
+
+    /// Reads until the server closes; the event frames before, and the
+    /// close code.
+    pub async fn until_closed(&mut self, timeout: Duration) -> (Vec<Value>, Option<u16>) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut events = vec![];
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(remaining).await {
+                Some(Ok(frame)) if frame.get("seq").is_some() => events.push(frame),
+                Some(Ok(_)) => continue,
+                Some(Err(close)) => return (events, close.map(|c| u16::from(c.code))),
+                None => panic!("no close within {timeout:?}"),
             }
         }
     }
@@ -397,4 +497,87 @@ pub fn channels(restaurant: Uuid, kinds: &[&str]) -> Vec<String> {
 
 pub fn all_channels(restaurant: Uuid) -> Vec<String> {
     channels(restaurant, &["messages", "orders", "conversations"])
+}
+
+// ------------------------------------------------------------ private NATS
+
+/// A nats-server of the test's own (JetStream on, store in a temp dir), for
+/// tests that restart it. Killed and removed on drop.
+pub struct PrivateNats {
+    pub port: u16,
+    dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateNats {
+    pub fn start() -> PrivateNats {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("waiter-nats-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut nats = PrivateNats {
+            port,
+            dir,
+            child: None,
+        };
+        nats.spawn();
+        nats
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or("nats-server");
+        let child = std::process::Command::new(bin)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nats-server did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// kill -9, then the same server again on the same port and store.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -5,7 +5,9 @@
 //! while the harness's blocking `Drop` cleans up. Every client call has a
 //! timeout, so a stuck call fails at its line and does not hang the run.
 
+mod admission;
 mod common;
+mod feed;
 mod openapi;
 mod rest;
 mod websocket;

@@ -3,13 +3,8 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-use waiter_harness::{jwt, ws::Dashboard, TestEnv};
-use waiter_nats::{
-    events::EventType::{self, *},
-    StreamKind,
-};
+use waiter_harness::{jwt, ws::Dashboard};
+use waiter_nats::events::EventType::{self, *};
 
 use crate::common::{self, all_channels, channels, Auth, Socket, Stage, SECRET};
 
@@ -315,6 +310,28 @@ async fn an_admin_may_watch_several_restaurants() {
     let events = socket.events(2, QUIET).await;
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, vec![s1, s2]);
+
+    // Resuming reads every restaurant's subjects, and still delivers only
+    // the granted channels.
+    drop(socket);
+    let other = uuid::Uuid::new_v4();
+    stage
+        .publish_event(other, OrderCreated, json!({"of": "other"}))
+        .await;
+    let s3 = stage
+        .publish_event(a, OrderUpdated, json!({"of": "a"}))
+        .await;
+    stage
+        .publish_event(b, MessageSent, json!({"of": "b"}))
+        .await;
+    let s4 = stage.publish_event(b, OrderRated, json!({"of": "b"})).await;
+    let mut socket = Socket::connect(&stage.ws_url(), Auth::Protocol(&stage.admin()))
+        .await
+        .unwrap();
+    socket.subscribe(&requested, Some(s2)).await;
+    let events = socket.events(2, QUIET).await;
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, vec![s3, s4]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,73 +356,4 @@ async fn shutdown_closes_sockets_cleanly() {
         .await
         .expect("the notifier stops")
         .unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_stops_reading_is_cut_off() {
-    // The pump between a feed and a socket's queue, with a queue of one
-    // that nobody drains.
-    let env = TestEnv::new().await;
-    let bus = env.bus.bus.clone();
-    bus.ensure_streams(&[StreamKind::Events]).await.unwrap();
-    let a = uuid::Uuid::new_v4();
-    let topology = bus.topology().clone();
-    let feed = notifier::feed::EventFeed::open(
-        bus.jetstream(),
-        &topology.stream_name(StreamKind::Events),
-        topology.events_of(&a),
-        notifier::feed::Start::New,
-    )
-    .await
-    .unwrap();
-    let principal = notifier::auth::Principal {
-        sub: "u".into(),
-        restaurant_id: a,
-        role: notifier::auth::Role::Staff,
-    };
-    let grant = notifier::channels::Grant::decide(&principal, &all_channels(a));
-    let mut seqs = vec![];
-    for i in 0..3 {
-        let event = waiter_nats::events::DashboardEvent::new(a, OrderCreated, json!({"i": i}));
-        let envelope =
-            waiter_nats::Envelope::new(waiter_nats::envelope::new_id(), "t", event.clone());
-        seqs.push(
-            bus.publish(event.subject(&topology), &envelope)
-                .await
-                .unwrap()
-                .stream_sequence,
-        );
-    }
-    let (tx, mut rx) = mpsc::channel(1);
-    let end = tokio::time::timeout(
-        WAIT,
-        notifier::ws::pump(
-            feed,
-            grant,
-            tx,
-            CancellationToken::new(),
-            Duration::from_millis(200),
-        ),
-    )
-    .await
-    .expect("the pump gives up");
-    assert_eq!(end, notifier::ws::PumpEnd::Slow);
-    let queued: Value = serde_json::from_str(&rx.recv().await.unwrap()).unwrap();
-    assert_eq!(queued["seq"].as_u64(), Some(seqs[0]));
-    assert!(rx.recv().await.is_none());
-
-    // A feed opened after the first event resumes right after it.
-    let mut feed = notifier::feed::EventFeed::open(
-        bus.jetstream(),
-        &topology.stream_name(StreamKind::Events),
-        topology.events_of(&a),
-        notifier::feed::Start::After(seqs[0]),
-    )
-    .await
-    .unwrap();
-    for expected in &seqs[1..] {
-        let message = tokio::time::timeout(WAIT, feed.next()).await.unwrap();
-        assert_eq!(message.info().unwrap().stream_sequence, *expected);
-    }
-    feed.close().await;
 }

@@ -13,8 +13,19 @@ struct Claims<'a> {
 
 /// An HS256 token with the claims the contract fixes.
 pub fn token(secret: &str, restaurant_id: Uuid, role: &str, ttl_seconds: i64) -> String {
+    token_for(secret, "test-user", restaurant_id, role, ttl_seconds)
+}
+
+/// The same, for a named user (`sub`).
+pub fn token_for(
+    secret: &str,
+    sub: &str,
+    restaurant_id: Uuid,
+    role: &str,
+    ttl_seconds: i64,
+) -> String {
     let claims = Claims {
-        sub: "test-user",
+        sub,
         restaurant_id,
         role,
         exp: chrono::Utc::now().timestamp() + ttl_seconds,
