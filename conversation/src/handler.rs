@@ -14,7 +14,7 @@ use waiter_nats::{
         StaffReply,
     },
     outbox::{self, OutboxError},
-    Bus, Delivery, Envelope, Handler, Outcome, Payload,
+    Bus, Delivery, Envelope, Failure, Handler, LetterContext, Outcome, Payload,
 };
 
 use crate::{
@@ -34,11 +34,14 @@ pub enum ConversationError {
     Invalid(String),
 }
 
-impl ConversationError {
-    fn outcome(self) -> Outcome {
-        match self {
-            ConversationError::Invalid(reason) => Outcome::reject(reason),
-            transient => Outcome::retry(transient),
+impl From<ConversationError> for Failure {
+    fn from(e: ConversationError) -> Self {
+        match e {
+            ConversationError::Database(e) => Failure::from(e),
+            ConversationError::Outbox(e) => Failure::from(e),
+            // An input naming a conversation or restaurant that does not
+            // exist: a business rule that can never pass.
+            ConversationError::Invalid(reason) => Failure::permanent(reason),
         }
     }
 }
@@ -493,16 +496,41 @@ impl Conversations {
         &self,
         envelope: &Envelope<ConversationInput>,
     ) -> Result<Option<Uuid>, ConversationError> {
+        // What the bot reads about the restaurant is fetched before the
+        // transaction: fetched inside it, a cache miss would ask the pool
+        // for a second connection while holding one, and with every
+        // partition doing so at once they all wait on each other.
+        let restaurant = match &envelope.body {
+            ConversationInput::Customer(m) => Some(m.restaurant_id),
+            ConversationInput::OrderChanged(n) => Some(n.restaurant_id),
+            ConversationInput::OrderRefused(r) => Some(r.restaurant_id),
+            _ => None,
+        };
+        let catalog =
+            match restaurant {
+                Some(id) => Some(self.catalogs.get(id).await?.ok_or_else(|| {
+                    ConversationError::Invalid(format!("unknown restaurant {id}"))
+                })?),
+                None => None,
+            };
         let mut tx = self.pool.begin().await?;
         if !outbox::first_application(&mut tx, STAGE, &envelope.id).await? {
             return Ok(None);
         }
-        let conversation = match &envelope.body {
-            ConversationInput::Customer(m) => self.customer_message(&mut tx, envelope, m).await?,
-            ConversationInput::StaffReply(r) => self.staff_reply(&mut tx, envelope, r).await?,
-            ConversationInput::SetBotActive(s) => self.set_bot(&mut tx, envelope, s).await?,
-            ConversationInput::OrderChanged(n) => self.order_changed(&mut tx, envelope, n).await?,
-            ConversationInput::OrderRefused(r) => self.order_refused(&mut tx, envelope, r).await?,
+        let conversation = match (&envelope.body, catalog) {
+            (ConversationInput::Customer(m), Some(catalog)) => {
+                self.customer_message(&mut tx, envelope, m, &catalog)
+                    .await?
+            }
+            (ConversationInput::StaffReply(r), _) => self.staff_reply(&mut tx, envelope, r).await?,
+            (ConversationInput::SetBotActive(s), _) => self.set_bot(&mut tx, envelope, s).await?,
+            (ConversationInput::OrderChanged(n), Some(catalog)) => {
+                self.order_changed(&mut tx, envelope, n, &catalog).await?
+            }
+            (ConversationInput::OrderRefused(r), Some(catalog)) => {
+                self.order_refused(&mut tx, envelope, r, &catalog).await?
+            }
+            (_, None) => unreachable!("customer messages and order notices have their catalog"),
         };
         tx.commit().await?;
         Ok(Some(conversation))
@@ -513,6 +541,7 @@ impl Conversations {
         tx: &mut PgConnection,
         envelope: &Envelope<ConversationInput>,
         m: &CustomerMessage,
+        catalog: &Catalog,
     ) -> Result<Uuid, ConversationError> {
         let inbound = &m.inbound;
         let conversation = store::open(
@@ -580,12 +609,6 @@ impl Conversations {
             metrics::counter!("waiter_conversation_limited_total").increment(1);
             return Ok(effects.conversation.id);
         }
-        let Some(catalog) = self.catalogs.get(m.restaurant_id).await? else {
-            return Err(ConversationError::Invalid(format!(
-                "unknown restaurant {}",
-                m.restaurant_id
-            )));
-        };
         if !effects.conversation.bot_active {
             let idle = ChronoDuration::minutes(i64::from(
                 catalog.restaurant.bot_idle_resume_minutes.max(1),
@@ -607,7 +630,7 @@ impl Conversations {
         }
         let mut dialogue = dialogue_of(&effects.conversation);
         let ctx = context(
-            &catalog,
+            catalog,
             ids::derived(&envelope.id, "order"),
             previous_inbound.or(Some(inbound.received_at)),
         );
@@ -677,10 +700,9 @@ impl Conversations {
         tx: &mut PgConnection,
         envelope: &Envelope<ConversationInput>,
         n: &OrderNotice,
+        catalog: &Catalog,
     ) -> Result<Uuid, ConversationError> {
-        let (conversation, catalog) = self
-            .conversation_and_catalog(tx, n.restaurant_id, n.conversation_id)
-            .await?;
+        let conversation = existing(tx, n.restaurant_id, n.conversation_id).await?;
         let (total, fulfilment) = store::order_summary(tx, n.order_id)
             .await?
             .unwrap_or((0, "delivery".into()));
@@ -698,12 +720,12 @@ impl Conversations {
             },
         };
         let effects = self
-            .decide(tx, envelope, conversation, &catalog, |dialogue, ctx| {
+            .decide(tx, envelope, conversation, catalog, |dialogue, ctx| {
                 waiter_bot::on_order_update(dialogue, &update, ctx)
             })
             .await?;
         if n.status == OrderStatus::Confirmed {
-            self.order_ticket(tx, envelope, n, &catalog, &effects.conversation)
+            self.order_ticket(tx, envelope, n, catalog, &effects.conversation)
                 .await?;
         }
         Ok(effects.conversation.id)
@@ -739,22 +761,6 @@ impl Conversations {
         Ok(effects)
     }
 
-    /// An existing conversation (locked) and its restaurant's catalog.
-    async fn conversation_and_catalog(
-        &self,
-        tx: &mut PgConnection,
-        restaurant_id: Uuid,
-        conversation_id: Uuid,
-    ) -> Result<(ConversationRow, std::sync::Arc<Catalog>), ConversationError> {
-        let conversation = existing(tx, restaurant_id, conversation_id).await?;
-        let Some(catalog) = self.catalogs.get(restaurant_id).await? else {
-            return Err(ConversationError::Invalid(format!(
-                "unknown restaurant {restaurant_id}"
-            )));
-        };
-        Ok((conversation, catalog))
-    }
-
     /// The order stage refused a placement: the bot tells the customer why
     /// and gives them their cart back.
     async fn order_refused(
@@ -762,12 +768,11 @@ impl Conversations {
         tx: &mut PgConnection,
         envelope: &Envelope<ConversationInput>,
         r: &OrderRefusal,
+        catalog: &Catalog,
     ) -> Result<Uuid, ConversationError> {
-        let (conversation, catalog) = self
-            .conversation_and_catalog(tx, r.restaurant_id, r.conversation_id)
-            .await?;
+        let conversation = existing(tx, r.restaurant_id, r.conversation_id).await?;
         let effects = self
-            .decide(tx, envelope, conversation, &catalog, |dialogue, ctx| {
+            .decide(tx, envelope, conversation, catalog, |dialogue, ctx| {
                 waiter_bot::on_order_refused(dialogue, r, ctx)
             })
             .await?;
@@ -832,6 +837,22 @@ impl Conversations {
         Ok(())
     }
 
+    /// Who a dead letter of this input concerns.
+    fn context_of(input: &ConversationInput) -> LetterContext {
+        let (restaurant_id, recipient) = match input {
+            ConversationInput::Customer(m) => (m.restaurant_id, Some(m.customer.clone())),
+            ConversationInput::StaffReply(r) => (r.restaurant_id, None),
+            ConversationInput::SetBotActive(s) => (s.restaurant_id, None),
+            ConversationInput::OrderChanged(n) => (n.restaurant_id, None),
+            ConversationInput::OrderRefused(r) => (r.restaurant_id, None),
+        };
+        LetterContext {
+            restaurant_id: Some(restaurant_id),
+            conversation_id: Some(Self::conversation_of(input)),
+            recipient,
+        }
+    }
+
     /// The conversation an input belongs to, computable before any I/O.
     fn conversation_of(input: &ConversationInput) -> Uuid {
         match input {
@@ -849,21 +870,24 @@ impl Handler for Conversations {
 
     async fn handle(&self, envelope: Envelope<ConversationInput>, _delivery: Delivery) -> Outcome {
         let conversation = Self::conversation_of(&envelope.body);
+        let failed = |e: ConversationError| {
+            Outcome::Retry(Failure::from(e).with_context(Self::context_of(&envelope.body)))
+        };
         // Effects a crashed predecessor committed but did not publish go
         // first, so replies keep the order they were decided in.
         if let Err(e) = outbox::flush(&self.pool, &self.bus, conversation).await {
-            return Outcome::retry(format!("outbox: {e}"));
+            return failed(e.into());
         }
         let applied = match self.apply(&envelope).await {
             Ok(applied) => applied,
-            Err(e) => return e.outcome(),
+            Err(e) => return failed(e),
         };
         if applied.is_none() {
             metrics::counter!("waiter_conversation_duplicates_total").increment(1);
         }
         match outbox::flush(&self.pool, &self.bus, conversation).await {
             Ok(_) => Outcome::Ack,
-            Err(e) => Outcome::retry(format!("outbox: {e}")),
+            Err(e) => failed(e.into()),
         }
     }
 }

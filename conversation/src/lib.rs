@@ -2,8 +2,8 @@
 //!
 //! Every input of a conversation (customer messages, staff replies, bot
 //! toggles, order changes) arrives on that conversation's partition of the
-//! CONV stream, so inputs are handled one at a time in arrival order with
-//! any number of replicas. Each input is applied once (`applied_inputs`),
+//! CONV stream, whose one owning replica hands them to the handler in
+//! arrival order (the shared worker loop in `waiter_nats::worker`). Each input is applied once (`applied_inputs`),
 //! in one transaction with the bot's decision and the effects it stages in
 //! the outbox; the effects are published before the input is acknowledged.
 
@@ -15,8 +15,8 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use sqlx::PgPool;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use waiter_nats::{worker, Bus, BusError, StreamKind};
-use waiter_runtime::{ConfigError, EnvReader, Health, Running};
+use waiter_nats::{Bus, BusError, StreamKind, Worker};
+use waiter_runtime::{db::Probe, ConfigError, EnvReader, Health, Running};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -28,6 +28,11 @@ pub struct Config {
     pub outbox_sweep_after: Duration,
     /// How often due reminders (rating "Later") are looked for.
     pub reminder_poll: Duration,
+    /// `CONVERSATION_DB_MAX_CONNECTIONS`: the pool. Each partition this
+    /// replica owns uses one connection at a time (never a second inside
+    /// its transaction), plus the outbox sweep and the reminders: by
+    /// default partitions + 2, at most 32.
+    pub db_max_connections: Option<u32>,
 }
 
 impl Config {
@@ -39,7 +44,13 @@ impl Config {
             catalog_ttl: Duration::from_millis(env.parse("CONVERSATION_CATALOG_TTL_MS", 10_000)),
             outbox_sweep_after: Duration::from_millis(env.parse("OUTBOX_SWEEP_AFTER_MS", 10_000)),
             reminder_poll: Duration::from_millis(env.parse("CONVERSATION_REMINDER_POLL_MS", 5_000)),
+            db_max_connections: env
+                .optional("CONVERSATION_DB_MAX_CONNECTIONS")
+                .map(|_| env.parse("CONVERSATION_DB_MAX_CONNECTIONS", 16u32)),
         };
+        if config.db_max_connections == Some(0) {
+            env.problem("CONVERSATION_DB_MAX_CONNECTIONS must be at least 1");
+        }
         env.finish()?;
         Ok(config)
     }
@@ -51,7 +62,16 @@ impl Config {
             catalog_ttl: Duration::from_secs(2),
             outbox_sweep_after: Duration::from_secs(2),
             reminder_poll: Duration::from_millis(200),
+            db_max_connections: None,
         }
+    }
+}
+
+impl Config {
+    /// The pool size for a deployment of `partitions` partitions.
+    pub fn pool_size(&self, partitions: u16) -> u32 {
+        self.db_max_connections
+            .unwrap_or_else(|| (u32::from(partitions) + 2).min(32))
     }
 }
 
@@ -83,17 +103,13 @@ pub async fn start(
         pool.clone(),
         catalogs,
     ));
+    let worker = Worker::new(&bus, "conversation");
     {
-        let (bus, shutdown) = (bus.clone(), shutdown.clone());
+        let (worker, shutdown) = (worker.clone(), shutdown.clone());
         tasks.spawn(async move {
-            if let Err(e) = worker::run_partitioned(
-                &bus,
-                StreamKind::Conversation,
-                "conversation",
-                conversations,
-                shutdown,
-            )
-            .await
+            if let Err(e) = worker
+                .run_ordered(StreamKind::Conversation, conversations, shutdown)
+                .await
             {
                 tracing::error!(error = %e, "conversation workers stopped");
             }
@@ -106,16 +122,19 @@ pub async fn start(
         shutdown.clone(),
     ));
     tasks.spawn(fire_reminders(
-        pool,
+        pool.clone(),
         bus.clone(),
         config.reminder_poll,
         shutdown.clone(),
     ));
     tasks.close();
-    let connection = bus.clone();
-    let health = Health::new("conversation").check("nats", move || connection.is_connected());
+    let health = Health::new("conversation")
+        .bus(&bus)
+        .postgres(&Probe::start(pool, shutdown.clone()))
+        .worker(worker.status());
     let running = Running::with_ops(config.ops_addr, health, tasks, shutdown)
         .map_err(|e| StartError::Ops(e.to_string()))?;
+    worker.status().set_ops_addr(running.addr);
     tracing::info!(addr = %running.addr, "conversation running");
     Ok(running)
 }

@@ -19,7 +19,11 @@ async fn main() -> anyhow::Result<()> {
     let bus = Bus::connect(&bus_config, "conversation")
         .await
         .context("connecting to NATS")?;
-    let pool = db::lazy_pool(&config.database_url, 16).context("DATABASE_URL")?;
+    let pool = db::lazy_pool(
+        &config.database_url,
+        config.pool_size(bus_config.partitions),
+    )
+    .context("DATABASE_URL")?;
     let running = conversation::start(config, bus, pool, shutdown.token())
         .await
         .context("starting conversation")?;

@@ -155,7 +155,7 @@ pub async fn start(
     let loaded = cache.clone();
     let health = Health::new("ingest")
         .check("nats", move || connection.is_connected())
-        .ready_when("tenant_directory", move || loaded.is_loaded());
+        .check("tenant_directory", move || loaded.is_loaded());
     let (timeouts, directory_wait) = (config.timeouts, config.directory_wait);
     let state = http::State::new(config, bus, cache.clone(), refusals);
     let server =

@@ -8,6 +8,7 @@ use crate::{
     error::BusError,
     streams,
     topology::{StreamKind, Topology},
+    worker::WorkerConfig,
 };
 
 /// One NATS connection per process, shared by every task of a stage.
@@ -20,6 +21,7 @@ pub struct Bus {
     publish_timeout: Duration,
     ack_wait: Duration,
     stream_limits: std::collections::HashMap<StreamKind, streams::StreamLimits>,
+    worker: WorkerConfig,
 }
 
 /// An envelope encoded earlier, with its headers' values (the outbox).
@@ -114,6 +116,7 @@ impl Bus {
             publish_timeout: config.publish_timeout,
             ack_wait: config.ack_wait,
             stream_limits: config.stream_limits.clone(),
+            worker: config.worker.clone(),
         })
     }
 
@@ -124,6 +127,11 @@ impl Bus {
     /// The ack wait of the consumers this process creates.
     pub fn ack_wait(&self) -> Duration {
         self.ack_wait
+    }
+
+    /// How this process's workers pull, retry and hold partitions.
+    pub fn worker_config(&self) -> &WorkerConfig {
+        &self.worker
     }
 
     /// Whether the connection is up (for `/health`).
@@ -169,6 +177,18 @@ impl Bus {
         self.send(subject, headers, payload).await
     }
 
+    /// Publishes raw bytes with the given headers and waits for the
+    /// PubAck. A `Nats-Expected-Last-Subject-Sequence` header that no
+    /// longer holds comes back as [`BusError::Conflict`].
+    pub async fn publish_with_headers(
+        &self,
+        subject: String,
+        headers: HeaderMap,
+        payload: Vec<u8>,
+    ) -> Result<Published, BusError> {
+        self.send(subject, headers, payload).await
+    }
+
     async fn send(
         &self,
         subject: String,
@@ -185,9 +205,14 @@ impl Bus {
                     subject: subject.clone(),
                     reason: e.to_string(),
                 })?;
-            ack.await.map_err(|e| BusError::Publish {
-                subject: subject.clone(),
-                reason: e.to_string(),
+            ack.await.map_err(|e| match e.kind() {
+                jetstream::context::PublishErrorKind::WrongLastSequence => BusError::Conflict {
+                    subject: subject.clone(),
+                },
+                _ => BusError::Publish {
+                    subject: subject.clone(),
+                    reason: e.to_string(),
+                },
             })
         })
         .await;

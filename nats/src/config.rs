@@ -5,6 +5,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::{
     streams::{Discard, StreamLimits},
     topology::{StreamKind, Topology},
+    worker::WorkerConfig,
 };
 
 /// How a process reaches the bus and which namespace it lives in.
@@ -31,6 +32,9 @@ pub struct BusConfig {
     pub tls: NatsTls,
     /// `max_bytes`, `max_msgs` and the discard policy of each stream.
     pub stream_limits: HashMap<StreamKind, StreamLimits>,
+    /// How workers pull, retry and hold partitions (`WORKER_*`,
+    /// `WAITER_REPLICA_ID`).
+    pub worker: WorkerConfig,
 }
 
 /// How this process proves who it is to NATS. None: today's open server.
@@ -166,10 +170,15 @@ impl BusConfig {
     /// one), TLS (`NATS_TLS_REQUIRED`, `NATS_TLS_CA_FILE`,
     /// `NATS_TLS_CERT_FILE` + `NATS_TLS_KEY_FILE`) and each stream's limits
     /// (`NATS_STREAM_<INGEST|CONV|ORDER|OUTBOUND|EVENTS|DLQ|TENANTS>_MAX_BYTES`,
-    /// `…_MAX_MSGS`, `…_DISCARD`). Every problem is reported at once; no
+    /// `…_MAX_MSGS`, `…_DISCARD`) and the worker settings
+    /// ([`WorkerConfig::from_env`]). Every problem is reported at once; no
     /// secret is ever part of a message.
     pub fn from_env() -> Result<Self, String> {
         let mut p = Problems::default();
+        let worker = WorkerConfig::from_env().unwrap_or_else(|problems| {
+            p.0.extend(problems);
+            WorkerConfig::default()
+        });
         let url = p
             .var("NATS_URL")
             .unwrap_or_else(|| Self::DEFAULT_URL.to_string());
@@ -217,6 +226,7 @@ impl BusConfig {
             auth,
             tls,
             stream_limits,
+            worker,
         })
     }
 
@@ -237,6 +247,7 @@ impl BusConfig {
                 .into_iter()
                 .map(|kind| (kind, StreamLimits::for_tests(kind)))
                 .collect(),
+            worker: WorkerConfig::default(),
         }
     }
 

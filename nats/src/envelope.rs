@@ -63,27 +63,42 @@ impl<T: Payload> Envelope<T> {
         Ok(bytes)
     }
 
+    /// Decodes an envelope. One written by a newer schema version than
+    /// this reader knows is [`BusError::NewerSchema`] (a rolling deploy:
+    /// wait for the newer reader), not a poison message.
     pub fn decode(bytes: &[u8]) -> Result<Self, BusError> {
         let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes).with_human_readable();
-        let envelope: Self =
-            Self::deserialize(&mut deserializer).map_err(|e| BusError::Decode {
+        match Self::deserialize(&mut deserializer) {
+            Ok(envelope) if envelope.v > T::VERSION => Err(BusError::NewerSchema {
                 kind: T::KIND,
                 version: T::VERSION,
-                reason: e.to_string(),
-            })?;
-        if envelope.v > T::VERSION {
-            return Err(BusError::Decode {
-                kind: T::KIND,
-                version: T::VERSION,
-                reason: format!(
-                    "written with schema v{}, this reader knows v{}",
-                    envelope.v,
-                    T::VERSION
-                ),
-            });
+                found: envelope.v,
+            }),
+            Ok(envelope) => Ok(envelope),
+            Err(e) => match schema_version(bytes) {
+                Some(found) if found > T::VERSION => Err(BusError::NewerSchema {
+                    kind: T::KIND,
+                    version: T::VERSION,
+                    found,
+                }),
+                _ => Err(BusError::Decode {
+                    kind: T::KIND,
+                    version: T::VERSION,
+                    reason: e.to_string(),
+                }),
+            },
         }
-        Ok(envelope)
     }
+}
+
+/// The schema version of an envelope whose body this reader cannot decode.
+fn schema_version(bytes: &[u8]) -> Option<u16> {
+    #[derive(Deserialize)]
+    struct Version {
+        v: u16,
+    }
+    let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes).with_human_readable();
+    Version::deserialize(&mut deserializer).ok().map(|v| v.v)
 }
 
 /// Decodes any envelope into JSON for inspection (`just replay`).
@@ -150,6 +165,36 @@ mod tests {
         let json = decode_to_json(&with_id.encode().unwrap()).unwrap();
         assert_eq!(json["body"]["id"], uuid::Uuid::nil().to_string());
         assert!(json["produced_at"].is_string());
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+    struct PingV2 {
+        text: u64,
+    }
+    impl Payload for PingV2 {
+        const KIND: &'static str = "test.ping";
+        const VERSION: u16 = 2;
+    }
+
+    #[test]
+    fn a_newer_schema_is_told_apart_from_garbage() {
+        let newer = Envelope::new("id", "t", PingV2 { text: 7 })
+            .encode()
+            .unwrap();
+        // Whether or not the old reader could parse the body.
+        assert!(matches!(
+            Envelope::<Ping>::decode(&newer),
+            Err(BusError::NewerSchema {
+                version: 1,
+                found: 2,
+                ..
+            })
+        ));
+        assert!(matches!(
+            Envelope::<PingV1Reader>::decode(&newer),
+            Err(BusError::NewerSchema { found: 2, .. })
+        ));
+        assert!(Envelope::<PingV2>::decode(&newer).is_ok());
     }
 
     #[test]

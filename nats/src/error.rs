@@ -2,7 +2,8 @@ use thiserror::Error;
 
 /// Failures talking to the bus. Every variant is transient from the point of
 /// view of a message being handled (the broker may come back), except
-/// [`BusError::Decode`], which marks a poison message.
+/// [`BusError::Encode`] and [`BusError::Decode`], which mark a poison
+/// message, and [`BusError::NewerSchema`], which asks for a newer reader.
 #[derive(Debug, Error)]
 pub enum BusError {
     #[error("cannot connect to NATS at {url}: {source}")]
@@ -29,6 +30,14 @@ pub enum BusError {
         version: u16,
         reason: String,
     },
+    #[error("{kind} written with schema v{found}; this reader knows v{version}")]
+    NewerSchema {
+        kind: &'static str,
+        version: u16,
+        found: u16,
+    },
+    #[error("{subject} changed since it was read (compare-and-set lost)")]
+    Conflict { subject: String },
     #[error("consumer {consumer} failed: {reason}")]
     Consumer { consumer: String, reason: String },
     #[error("key-value bucket {bucket}: {reason}")]

@@ -5,8 +5,10 @@
 //! consumer definitions ([`streams`]), the versioned MessagePack
 //! [`Envelope`], the payload types ([`messages`], [`events`]), the
 //! publisher that awaits the PubAck ([`Bus::publish`]), the tenant
-//! directory replicated through a KV bucket ([`directory`]) and the worker
-//! loop every consuming stage runs ([`worker`]).
+//! directory replicated through a stream ([`directory`]) and the worker
+//! loop every consuming stage runs ([`worker`]: partition ownership by
+//! lease, ordered windows, keyed lanes, retries in place, dead letters,
+//! progress acks, readiness).
 
 pub mod bus;
 pub mod config;
@@ -28,4 +30,7 @@ pub use envelope::{Envelope, Payload, TRACE_HEADER};
 pub use error::BusError;
 pub use partition::partition_of;
 pub use topology::{StreamKind, Topology};
-pub use worker::{Delivery, Handler, Outcome};
+pub use worker::{
+    Batch, BatchHandler, Delivery, Failure, FailureClass, Handler, Incoming, LaneHandler,
+    LetterContext, Outcome, Worker, WorkerStatus,
+};

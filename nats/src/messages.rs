@@ -434,18 +434,125 @@ impl Payload for OutboundMessage {
     const KIND: &'static str = "outbound.message";
 }
 
-/// A message given up on, with why; `original` is the envelope as it was.
+/// A message a stage gave up on, published by the worker loop (never by a
+/// handler) to `<ns>.dlq.<stage>` before the original is acknowledged.
+/// `original` and `original_headers` are the message exactly as it was
+/// delivered, so `just dlq-retry` can send it again. Fields after
+/// `failed_at` were added with the shared worker loop; letters written
+/// before it decode with their defaults.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DeadLetter {
     pub stage: String,
     pub reason: String,
+    /// A provider's numeric error code (Twilio's), when there is one.
     pub error_code: Option<i64>,
     pub original_subject: String,
     pub original: Vec<u8>,
+    /// Handler attempts, in place and across deliveries (deferrals not counted).
     pub attempts: i64,
     pub failed_at: DateTime<Utc>,
+    /// `rejected`, `permanent`, `exhausted`, `max_deliver` or `poison`.
+    #[serde(default)]
+    pub reason_class: String,
+    /// The failure's code: a SQLSTATE (`23505`), a Twilio code, ...
+    #[serde(default)]
+    pub code: Option<String>,
+    /// The durable consumer the message came from.
+    #[serde(default)]
+    pub consumer: String,
+    #[serde(default)]
+    pub original_headers: Vec<(String, String)>,
+    #[serde(default)]
+    pub stream_sequence: u64,
+    /// JetStream's delivery count when it was given up on.
+    #[serde(default)]
+    pub delivered: i64,
+    #[serde(default)]
+    pub trace_id: Option<String>,
+    #[serde(default)]
+    pub restaurant_id: Option<Uuid>,
+    #[serde(default)]
+    pub conversation_id: Option<Uuid>,
+    /// The customer (or staff) address the message was for or from.
+    #[serde(default)]
+    pub recipient: Option<String>,
 }
 
 impl Payload for DeadLetter {
     const KIND: &'static str = "dlq.letter";
+}
+
+// --------------------------------------------------------------- workers
+
+/// Who owns one partition of a consumer group (`<ns>.lease.<group>.p.<n>`),
+/// written with compare-and-set on the subject's last sequence.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LeaseRecord {
+    pub owner: Option<String>,
+    /// Set on release: the last owner settled or handed back (nak, in
+    /// stream order) everything it held, so the next owner need not wait
+    /// for the ack wait before pulling.
+    pub clean: bool,
+    /// Wall clock of the writer, for people reading it; no decision uses it.
+    pub written_at: DateTime<Utc>,
+}
+
+impl Payload for LeaseRecord {
+    const KIND: &'static str = "lease.partition";
+}
+
+/// One consumer as a replica reports it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ConsumerReport {
+    /// The durable consumer's name (`conversation-p3`, `outbound-status`).
+    pub name: String,
+    /// `partition` or `shared`.
+    pub kind: String,
+    /// The consumer exists and this replica is bound to it.
+    pub bound: bool,
+    /// A pull request ended normally within the last few seconds.
+    pub pulling: bool,
+    pub in_flight: u64,
+    pub handled: u64,
+    /// Milliseconds since the last pull request ended normally.
+    pub last_pull_ms: Option<u64>,
+    /// Pull requests that failed in a row.
+    pub pull_failures: u32,
+}
+
+/// A replica's heartbeat in its group (`<ns>.lease.<group>.m.<replica>`),
+/// every TTL/6, and what `/status` serves: what `just ps` needs to show
+/// the process.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct MemberRecord {
+    pub stage: String,
+    pub group: String,
+    pub replica: String,
+    pub pid: u32,
+    pub host: String,
+    /// Where its `/health`, `/ready`, `/status` and `/metrics` answer.
+    pub ops_addr: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    /// The replica's wall clock when it wrote this (for people only).
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    /// Every worker bound and pulling.
+    pub ready: bool,
+    /// Takes partitions (false while starting up or draining).
+    pub accepting: bool,
+    /// Said goodbye (graceful shutdown): not waited for.
+    pub stopped: bool,
+    /// Messages acknowledged.
+    pub handled: u64,
+    /// Failed attempts that were retried.
+    pub failed: u64,
+    pub deferred: u64,
+    pub dead_lettered: u64,
+    /// Delivered and not yet settled.
+    pub in_flight: u64,
+    pub owned_partitions: Vec<u16>,
+    pub consumers: Vec<ConsumerReport>,
+}
+
+impl Payload for MemberRecord {
+    const KIND: &'static str = "lease.member";
 }

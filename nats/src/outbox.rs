@@ -23,6 +23,15 @@ pub enum OutboxError {
     Bus(#[from] BusError),
 }
 
+impl From<OutboxError> for crate::worker::Failure {
+    fn from(e: OutboxError) -> Self {
+        match e {
+            OutboxError::Database(e) => Self::from(e).while_doing("outbox"),
+            OutboxError::Bus(e) => Self::from(e).while_doing("outbox"),
+        }
+    }
+}
+
 /// Writes one effect inside the caller's transaction. Returns its sequence.
 pub async fn stage<T: Payload>(
     tx: &mut PgConnection,

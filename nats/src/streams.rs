@@ -7,6 +7,7 @@ use async_nats::jetstream::{self, consumer, stream};
 use crate::{
     error::BusError,
     topology::{StreamKind, Topology},
+    worker::WorkerConfig,
 };
 
 /// How long JetStream remembers a `Nats-Msg-Id`. Twilio retries a webhook
@@ -18,10 +19,6 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
 
 /// How long a message may take before JetStream gives it to another worker.
 pub const ACK_WAIT: Duration = Duration::from_secs(30);
-
-/// Deliveries before a message is given up on. With the worker's backoff
-/// (capped at 30 s) this is more than eight hours of a dependency being down.
-pub const MAX_DELIVER: i64 = 1000;
 
 fn retention(kind: StreamKind) -> Duration {
     const DAY: u64 = 24 * 60 * 60;
@@ -68,6 +65,10 @@ impl StreamLimits {
             StreamKind::Events => (1024 * Self::MIB, 5_000_000, Discard::Old),
             StreamKind::DeadLetter => (256 * Self::MIB, 500_000, Discard::Old),
             StreamKind::Directory => (16 * Self::MIB, 100_000, Discard::New),
+            // One record per partition and per live replica: never near its
+            // cap. Full, it refuses (heartbeats fail, partitions stop: safe)
+            // rather than drop a lease record, which would look free.
+            StreamKind::Leases => (16 * Self::MIB, 100_000, Discard::New),
         };
         Self {
             max_bytes,
@@ -112,8 +113,8 @@ pub fn stream_config(
     replicas: usize,
     limits: StreamLimits,
 ) -> stream::Config {
-    let mut config = if kind == StreamKind::Directory {
-        // Only the newest entry per account matters.
+    let mut config = if kind == StreamKind::Directory || kind == StreamKind::Leases {
+        // Only the newest entry per account (lease, replica) matters.
         stream::Config {
             name: topology.stream_name(kind),
             subjects: vec![topology.stream_subjects(kind)],
@@ -181,12 +182,16 @@ pub struct ConsumerSpec {
     pub stream: StreamKind,
     pub durable: String,
     pub filter_subject: String,
-    /// 1 on a partition: JetStream then hands the partition's next message
-    /// out only after the previous one was acked, which is what keeps
-    /// per-conversation order with any number of replicas.
+    /// The window: how many messages may be delivered and not yet
+    /// acknowledged. On a partition only its one owner pulls, so the
+    /// window can be wider than one message without breaking order.
     pub max_ack_pending: i64,
     pub ack_wait: Duration,
     pub max_deliver: i64,
+    /// Where a consumer that has to be created anew starts: after this
+    /// stream sequence (the last one its worker acknowledged before the
+    /// consumer was deleted). `None`: from the start of the stream.
+    pub resume_after: Option<u64>,
 }
 
 impl ConsumerSpec {
@@ -198,9 +203,10 @@ impl ConsumerSpec {
             filter_subject: topology
                 .partition_subject(stream, partition)
                 .expect("partitioned stream"),
-            max_ack_pending: 1,
+            max_ack_pending: i64::from(WorkerConfig::default().window),
             ack_wait: ACK_WAIT,
-            max_deliver: MAX_DELIVER,
+            max_deliver: WorkerConfig::default().max_deliver,
+            resume_after: None,
         }
     }
 
@@ -218,7 +224,8 @@ impl ConsumerSpec {
             filter_subject,
             max_ack_pending: in_flight,
             ack_wait: ACK_WAIT,
-            max_deliver: MAX_DELIVER,
+            max_deliver: WorkerConfig::default().max_deliver,
+            resume_after: None,
         }
     }
 
@@ -227,7 +234,12 @@ impl ConsumerSpec {
             durable_name: Some(self.durable.clone()),
             filter_subject: self.filter_subject.clone(),
             ack_policy: consumer::AckPolicy::Explicit,
-            deliver_policy: consumer::DeliverPolicy::All,
+            deliver_policy: match self.resume_after {
+                Some(seq) => consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: seq + 1,
+                },
+                None => consumer::DeliverPolicy::All,
+            },
             max_ack_pending: self.max_ack_pending,
             ack_wait: self.ack_wait,
             max_deliver: self.max_deliver,
@@ -236,11 +248,51 @@ impl ConsumerSpec {
     }
 }
 
+/// The last stream sequence a replacement of this consumer may skip:
+/// everything after it is delivered again (some of it a second time —
+/// handlers are idempotent — but nothing pending is lost).
+fn recreate_after(info: &consumer::Info) -> u64 {
+    let floor = info.ack_floor.stream_sequence;
+    if info.num_ack_pending == 0 {
+        // Nothing pending: everything up to the last delivery is settled.
+        return floor.max(info.delivered.stream_sequence);
+    }
+    match info.config.deliver_policy {
+        consumer::DeliverPolicy::ByStartSequence { start_sequence } => {
+            floor.max(start_sequence.saturating_sub(1))
+        }
+        _ => floor,
+    }
+}
+
+/// What [`ensure_consumer`] had to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ensured {
+    /// It was there as specified.
+    Found,
+    Created,
+    /// Window, ack wait or max deliver changed in place (nats-server 2.9
+    /// edits these on a live consumer; its position is kept).
+    Updated,
+    /// A field that cannot (or must not) be edited in place differed: the
+    /// consumer was replaced by one starting after its ack floor, so
+    /// nothing acknowledged is delivered again and nothing pending is lost.
+    Recreated {
+        after: u64,
+    },
+}
+
+/// Makes the durable consumer match `spec` without ever replaying what it
+/// already acknowledged: created if missing, edited in place when only
+/// editable fields differ, otherwise recreated from its ack floor.
 pub async fn ensure_consumer(
     js: &jetstream::Context,
     topology: &Topology,
     spec: &ConsumerSpec,
-) -> Result<consumer::Consumer<consumer::pull::Config>, BusError> {
+) -> Result<(consumer::PullConsumer, Ensured), BusError> {
+    use consumer::{pull, FromConsumer};
+    use jetstream::context::ConsumerInfoErrorKind;
+
     let stream_name = topology.stream_name(spec.stream);
     let setup_error = |e: String| BusError::Setup {
         what: format!("consumer {} on {stream_name}", spec.durable),
@@ -250,8 +302,57 @@ pub async fn ensure_consumer(
         .get_stream(&stream_name)
         .await
         .map_err(|e| setup_error(e.to_string()))?;
-    stream
-        .get_or_create_consumer(&spec.durable, spec.config())
-        .await
-        .map_err(|e| setup_error(e.to_string()))
+    let create = |config: pull::Config| async {
+        stream
+            .create_consumer(config)
+            .await
+            .map_err(|e| setup_error(e.to_string()))
+    };
+    let info = match stream.consumer_info(&spec.durable).await {
+        Ok(info) => info,
+        Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => {
+            return Ok((create(spec.config()).await?, Ensured::Created));
+        }
+        Err(e) => return Err(setup_error(e.to_string())),
+    };
+    let existing = &info.config;
+    // Editing the filter in place would silently skip the messages between
+    // the old filter's position and the new one's: never done.
+    if existing.filter_subject != spec.filter_subject
+        || existing.ack_policy != consumer::AckPolicy::Explicit
+    {
+        let after = recreate_after(&info);
+        tracing::warn!(consumer = %spec.durable, after,
+            old_filter = %existing.filter_subject, new_filter = %spec.filter_subject,
+            "consumer differs in a field that cannot be edited; recreating it after its ack floor");
+        stream
+            .delete_consumer(&spec.durable)
+            .await
+            .map_err(|e| setup_error(e.to_string()))?;
+        let mut config = spec.config();
+        config.deliver_policy = consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: after + 1,
+        };
+        return Ok((create(config).await?, Ensured::Recreated { after }));
+    }
+    if existing.max_ack_pending == spec.max_ack_pending
+        && existing.ack_wait == spec.ack_wait
+        && existing.max_deliver == spec.max_deliver
+    {
+        let config = pull::Config::try_from_consumer_config(existing.clone())
+            .map_err(|e| setup_error(e.to_string()))?;
+        return Ok((
+            consumer::Consumer::new(config, info.clone(), js.clone()),
+            Ensured::Found,
+        ));
+    }
+    let mut config = pull::Config::try_from_consumer_config(existing.clone())
+        .map_err(|e| setup_error(e.to_string()))?;
+    config.max_ack_pending = spec.max_ack_pending;
+    config.ack_wait = spec.ack_wait;
+    config.max_deliver = spec.max_deliver;
+    tracing::info!(consumer = %spec.durable, max_ack_pending = spec.max_ack_pending,
+        ack_wait_ms = spec.ack_wait.as_millis() as u64, max_deliver = spec.max_deliver,
+        "consumer settings updated in place");
+    Ok((create(config).await?, Ensured::Updated))
 }

@@ -20,10 +20,13 @@ pub enum StreamKind {
     DeadLetter,
     /// The tenant directory: the last entry per Twilio account.
     Directory,
+    /// Partition leases and replica heartbeats of every consumer group:
+    /// the last record per subject.
+    Leases,
 }
 
 impl StreamKind {
-    pub const ALL: [StreamKind; 7] = [
+    pub const ALL: [StreamKind; 8] = [
         StreamKind::Ingest,
         StreamKind::Conversation,
         StreamKind::Order,
@@ -31,6 +34,7 @@ impl StreamKind {
         StreamKind::Events,
         StreamKind::DeadLetter,
         StreamKind::Directory,
+        StreamKind::Leases,
     ];
 
     fn token(self) -> &'static str {
@@ -42,6 +46,7 @@ impl StreamKind {
             StreamKind::Events => "events",
             StreamKind::DeadLetter => "dlq",
             StreamKind::Directory => "tenants",
+            StreamKind::Leases => "lease",
         }
     }
 
@@ -60,6 +65,13 @@ impl StreamKind {
                 | StreamKind::Outbound
         )
     }
+}
+
+/// A subject of the lease stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseSubject<'s> {
+    Partition { group: &'s str, partition: u16 },
+    Member { group: &'s str, replica: &'s str },
 }
 
 /// Stream, subject, consumer and bucket names for one namespace.
@@ -167,7 +179,10 @@ impl Topology {
             StreamKind::Conversation => Some(self.conversation(partition)),
             StreamKind::Order => Some(self.order_command(partition)),
             StreamKind::Outbound => Some(self.outbound(partition)),
-            StreamKind::Events | StreamKind::DeadLetter | StreamKind::Directory => None,
+            StreamKind::Events
+            | StreamKind::DeadLetter
+            | StreamKind::Directory
+            | StreamKind::Leases => None,
         }
     }
 
@@ -179,6 +194,39 @@ impl Topology {
     /// The directory entry of one Twilio account.
     pub fn directory_entry(&self, account_sid: &str) -> String {
         format!("{}.tenants.{account_sid}", self.namespace)
+    }
+
+    /// Everything the replicas of one consumer group (a stage's partition
+    /// consumers) write: their leases and their heartbeats.
+    pub fn lease_group(&self, group: &str) -> String {
+        format!("{}.lease.{group}.>", self.namespace)
+    }
+
+    /// Who owns one partition of a group.
+    pub fn partition_lease(&self, group: &str, partition: u16) -> String {
+        format!("{}.lease.{group}.p.{partition}", self.namespace)
+    }
+
+    /// One replica's heartbeat (and `just ps` record) in a group.
+    pub fn group_member(&self, group: &str, replica: &str) -> String {
+        format!("{}.lease.{group}.m.{replica}", self.namespace)
+    }
+
+    /// What a subject of [`Topology::lease_group`] is about.
+    pub fn lease_subject<'s>(&self, subject: &'s str) -> Option<LeaseSubject<'s>> {
+        let rest = subject
+            .strip_prefix(self.namespace.as_str())?
+            .strip_prefix(".lease.")?;
+        let mut parts = rest.splitn(3, '.');
+        let group = parts.next()?;
+        match (parts.next()?, parts.next()?) {
+            ("p", n) => Some(LeaseSubject::Partition {
+                group,
+                partition: n.parse().ok()?,
+            }),
+            ("m", replica) => Some(LeaseSubject::Member { group, replica }),
+            _ => None,
+        }
     }
 
     /// Which stream holds a subject, if any.
@@ -233,6 +281,32 @@ mod tests {
             t.event(&r, "message.received"),
             format!("t42.events.{r}.message.received")
         );
+    }
+
+    #[test]
+    fn lease_subjects_round_trip() {
+        let t = Topology::new("t42", 8);
+        assert_eq!(t.stream_name(StreamKind::Leases), "T42_LEASE");
+        let lease = t.partition_lease("conversation", 5);
+        assert_eq!(lease, "t42.lease.conversation.p.5");
+        assert_eq!(
+            t.lease_subject(&lease),
+            Some(LeaseSubject::Partition {
+                group: "conversation",
+                partition: 5
+            })
+        );
+        let member = t.group_member("conversation", "conversation-2");
+        assert_eq!(
+            t.lease_subject(&member),
+            Some(LeaseSubject::Member {
+                group: "conversation",
+                replica: "conversation-2"
+            })
+        );
+        assert_eq!(t.lease_subject("t42.lease.conversation.x.1"), None);
+        assert_eq!(t.lease_subject("t42.conv.1"), None);
+        assert_eq!(t.stream_of_subject(&member), Some(StreamKind::Leases));
     }
 
     #[test]

@@ -271,11 +271,12 @@ pub async fn start(
         tracker,
         bus,
     });
-    let client = app.bus.client().clone();
     let health = Health::new("notifier")
-        .check("nats", move || {
-            client.connection_state() == async_nats::connection::State::Connected
-        })
+        .bus(&app.bus)
+        .postgres(&waiter_runtime::db::Probe::start(
+            app.pool.clone(),
+            shutdown.clone(),
+        ))
         .check("feed", move || hub.is_bound());
     let routes = api::routes(app.clone())
         .or(ws::route(app.clone()))

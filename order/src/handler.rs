@@ -11,7 +11,7 @@ use waiter_nats::{
         OrderStatus, RefusalReason,
     },
     outbox::{self, OutboxError},
-    Bus, Delivery, Envelope, Handler, Outcome,
+    Bus, Delivery, Envelope, Failure, Handler, LetterContext, Outcome,
 };
 
 use crate::{
@@ -371,10 +371,23 @@ impl Handler for Orders {
 
     async fn handle(&self, envelope: Envelope<OrderCommand>, _delivery: Delivery) -> Outcome {
         let command = &envelope.body;
+        let context = LetterContext {
+            restaurant_id: Some(command.restaurant_id),
+            conversation_id: match &command.action {
+                OrderAction::Place {
+                    conversation_id, ..
+                } => Some(*conversation_id),
+                _ => None,
+            },
+            recipient: match &command.actor {
+                waiter_nats::messages::Actor::Customer(address) => Some(address.clone()),
+                _ => None,
+            },
+        };
         let result = self.apply(&envelope).await;
         // Whatever happened, publish what is committed and not yet published.
         if let Err(e) = outbox::flush(&self.pool, &self.bus, command.order_id).await {
-            return Outcome::retry(format!("outbox: {e}"));
+            return Outcome::Retry(Failure::from(e).with_context(context));
         }
         match result {
             Ok(applied) => {
@@ -442,9 +455,12 @@ impl Handler for Orders {
                     },
                 )
                 .await;
-                Outcome::reject(reason)
+                // A command that can never pass (no such order, an empty
+                // cart, an item not on the menu).
+                Outcome::DeadLetter(Failure::permanent(reason).with_context(context))
             }
-            Err(e @ (ApplyError::Database(_) | ApplyError::Outbox(_))) => Outcome::retry(e),
+            Err(ApplyError::Database(e)) => Outcome::Retry(Failure::from(e).with_context(context)),
+            Err(ApplyError::Outbox(e)) => Outcome::Retry(Failure::from(e).with_context(context)),
         }
     }
 }

@@ -16,8 +16,8 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use sqlx::PgPool;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use waiter_nats::{worker, Bus, BusError, StreamKind};
-use waiter_runtime::{ConfigError, EnvReader, Health, Running};
+use waiter_nats::{Bus, BusError, StreamKind, Worker};
+use waiter_runtime::{db::Probe, ConfigError, EnvReader, Health, Running};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -70,27 +70,32 @@ pub async fn start(
     .await?;
     let tasks = TaskTracker::new();
     let orders = Arc::new(handler::Orders::new(bus.clone(), pool.clone()));
+    let worker = Worker::new(&bus, "order");
     {
-        let (bus, shutdown) = (bus.clone(), shutdown.clone());
+        let (worker, shutdown) = (worker.clone(), shutdown.clone());
         tasks.spawn(async move {
-            if let Err(e) =
-                worker::run_partitioned(&bus, StreamKind::Order, "order", orders, shutdown).await
+            if let Err(e) = worker
+                .run_ordered(StreamKind::Order, orders, shutdown)
+                .await
             {
                 tracing::error!(error = %e, "order workers stopped");
             }
         });
     }
     tasks.spawn(waiter_nats::outbox::run_sweeper(
-        pool,
+        pool.clone(),
         bus.clone(),
         config.outbox_sweep_after,
         shutdown.clone(),
     ));
     tasks.close();
-    let connection = bus.clone();
-    let health = Health::new("order").check("nats", move || connection.is_connected());
+    let health = Health::new("order")
+        .bus(&bus)
+        .postgres(&Probe::start(pool, shutdown.clone()))
+        .worker(worker.status());
     let running = Running::with_ops(config.ops_addr, health, tasks, shutdown)
         .map_err(|e| OrderError::Ops(e.to_string()))?;
+    worker.status().set_ops_addr(running.addr);
     tracing::info!(addr = %running.addr, "order running");
     Ok(running)
 }

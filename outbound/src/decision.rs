@@ -146,10 +146,10 @@ pub enum AfterTransient {
     GiveUp,
 }
 
-/// `delivered` is JetStream's delivery count of the message (1 on the
-/// first), which is the number of send attempts so far.
-pub fn after_transient(delivered: i64, max_attempts: i64) -> AfterTransient {
-    if delivered >= max_attempts.max(1) {
+/// `calls` is the number of Messages API calls made for the message so far
+/// (1 after the first); waiting for the rate limit is not a call.
+pub fn after_transient(calls: i64, max_attempts: i64) -> AfterTransient {
+    if calls >= max_attempts.max(1) {
         AfterTransient::GiveUp
     } else {
         AfterTransient::Retry
@@ -196,7 +196,7 @@ pub fn already_handled(status: &str, wa_sid: Option<&str>) -> bool {
 }
 
 /// How long a send may wait in the handler for its tenant's rate limit
-/// before the message is handed back with `RetryAfter` instead.
+/// before the message is deferred (`Outcome::Defer`) instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateDecision {
     Wait(Duration),

@@ -5,7 +5,8 @@
 //!
 //! - [`decision`]: what a Twilio answer means, status ranks (pure).
 //! - [`twilio`]: the Messages API client and its form.
-//! - [`send`]: the handler of `OutboundMessage`s (partitioned, ordered).
+//! - [`send`]: the handler of `OutboundMessage`s (partitioned, keyed
+//!   lanes: one conversation in order, conversations in parallel).
 //! - [`status`]: the handler of `StatusCallback`s (shared, unordered).
 //! - [`store`]: the queries on `messages`.
 //! - [`tenants`]: restaurants (cached) and their rate limiters.
@@ -17,24 +18,13 @@ pub mod store;
 pub mod tenants;
 pub mod twilio;
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use secrecy::SecretString;
 use sqlx::PgPool;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use waiter_nats::{
-    streams::ConsumerSpec,
-    worker::{run_partitioned, run_shared},
-    Bus, BusError, StreamKind,
-};
-use waiter_runtime::{ConfigError, EnvReader, Health};
+use waiter_nats::{streams::ConsumerSpec, Bus, BusError, StreamKind, Worker};
+use waiter_runtime::{db::Probe, ConfigError, EnvReader, Health};
 use waiter_secrets::Keyring;
 
 pub use waiter_runtime::Running;
@@ -60,20 +50,21 @@ pub struct Config {
     /// `StatusCallback` of every send: `OUTBOUND_STATUS_CALLBACK_URL`, else
     /// `PUBLIC_URL` + `/whatsapp/status`, else none.
     pub status_callback_url: Option<String>,
-    /// Deliveries of a message before a transient failure is final
-    /// (`OUTBOUND_MAX_ATTEMPTS`, 8).
+    /// Calls to Twilio for one message before a transient failure is
+    /// final (`OUTBOUND_MAX_ATTEMPTS`, 8). Waiting for the rate limit is not
+    /// a call.
     pub max_attempts: i64,
     /// Timeout of one Messages API request (`OUTBOUND_HTTP_TIMEOUT_MS`, 10000).
     pub http_timeout: Duration,
     /// How long a restaurant's number, credentials and rate are cached.
     pub restaurant_cache_ttl: Duration,
-    /// How long one delivery may wait in place for its restaurant's rate
-    /// limit before it is handed back (`OUTBOUND_RATE_LIMIT_WAIT_MS`, 1000).
+    /// How long one attempt may wait in place for its restaurant's rate
+    /// limit before it is deferred (`OUTBOUND_RATE_LIMIT_WAIT_MS`, 1000).
     pub rate_limit_wait: Duration,
-    /// Deliveries of a message whose row does not exist yet before it is
+    /// Attempts at a message whose row does not exist yet before it is
     /// dead-lettered.
     pub missing_row_attempts: i64,
-    /// Deliveries of a status callback whose sid is not in `messages` yet
+    /// Attempts at a status callback whose sid is not in `messages` yet
     /// before it is dropped.
     pub unknown_sid_attempts: i64,
     /// `WAITER_SECRET_KEY`: opens the restaurants' sealed auth tokens.
@@ -124,11 +115,11 @@ impl Config {
                 "OUTBOUND_MAX_ATTEMPTS must be between 1 and 1000, got {max_attempts}"
             ));
         }
-        // Under the consumers' ack wait (30 s), so a slow Twilio never makes
-        // JetStream hand the same message to a second worker mid-send.
-        if !(100..=25_000).contains(&timeout_ms) {
+        // That it fits in the ack wait is checked against the bus's
+        // settings: `Config::fits_ack_wait`.
+        if !(100..=120_000).contains(&timeout_ms) {
             env.problem(format!(
-                "OUTBOUND_HTTP_TIMEOUT_MS must be between 100 and 25000, got {timeout_ms}"
+                "OUTBOUND_HTTP_TIMEOUT_MS must be between 100 and 120000, got {timeout_ms}"
             ));
         }
         if rate_wait_ms > 5_000 {
@@ -179,6 +170,31 @@ impl Config {
     }
 }
 
+impl Config {
+    /// One attempt at a send (the rate-limit wait, the Messages API call,
+    /// recording the sid) must fit in the ack wait. Progress acks keep a
+    /// longer one alive, but if they cannot reach the server (a NATS
+    /// blip) a send that outlasts the ack wait could be handed out again
+    /// mid-send and leave twice.
+    pub fn fits_ack_wait(&self, ack_wait: Duration) -> Result<(), ConfigError> {
+        let attempt = self.http_timeout + self.rate_limit_wait + send::RECORD_SID_BUDGET;
+        if attempt < ack_wait {
+            return Ok(());
+        }
+        Err(ConfigError {
+            problems: vec![format!(
+                "OUTBOUND_HTTP_TIMEOUT_MS ({} ms) + OUTBOUND_RATE_LIMIT_WAIT_MS ({} ms) + {} ms to \
+                 record the sid must be less than NATS_ACK_WAIT_MS ({} ms): lower the timeout or \
+                 raise the ack wait",
+                self.http_timeout.as_millis(),
+                self.rate_limit_wait.as_millis(),
+                send::RECORD_SID_BUDGET.as_millis(),
+                ack_wait.as_millis()
+            )],
+        })
+    }
+}
+
 fn is_http_url(url: &str) -> bool {
     let url = url.trim();
     (url.starts_with("http://") || url.starts_with("https://")) && url.len() > "https://".len()
@@ -205,18 +221,21 @@ pub enum Error {
     HttpClient(#[source] reqwest::Error),
     #[error("cannot serve /health and /metrics on {addr}: {reason}")]
     Ops { addr: SocketAddr, reason: String },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
-/// Ensures the streams, starts the send workers (one per OUTBOUND
-/// partition), the status-callback worker and the ops server, and returns
-/// at once. `done` finishes once `shutdown` fired and in-flight messages
-/// are settled.
+/// Ensures the streams, starts the send workers (keyed lanes over the
+/// OUTBOUND partitions this replica owns), the status-callback worker and
+/// the ops server, and returns at once. `done` finishes once `shutdown`
+/// fired and in-flight messages are settled or handed back.
 pub async fn start(
     config: Config,
     bus: Bus,
     pool: PgPool,
     shutdown: CancellationToken,
 ) -> Result<Running, Error> {
+    config.fits_ack_wait(bus.ack_wait())?;
     bus.ensure_streams(&[
         StreamKind::Outbound,
         StreamKind::Events,
@@ -244,49 +263,32 @@ pub async fn start(
         },
     ));
     let statuses = Arc::new(StatusHandler::new(
-        pool,
+        pool.clone(),
         bus.clone(),
         config.unknown_sid_attempts,
     ));
 
-    let send_ok = Arc::new(AtomicBool::new(true));
-    let status_ok = Arc::new(AtomicBool::new(true));
-    let client = bus.client().clone();
+    let worker = Worker::new(&bus, send::STAGE);
     let health = Health::new("outbound")
-        .check("nats", move || {
-            client.connection_state() == async_nats::connection::State::Connected
-        })
-        .check("send_worker", {
-            let ok = send_ok.clone();
-            move || ok.load(Ordering::Relaxed)
-        })
-        .check("status_worker", {
-            let ok = status_ok.clone();
-            move || ok.load(Ordering::Relaxed)
-        });
+        .bus(&bus)
+        .postgres(&Probe::start(pool, shutdown.clone()))
+        .worker(worker.status());
     let (addr, ops) = waiter_runtime::ops::serve(config.ops_addr, health, shutdown.clone())
         .map_err(|e| Error::Ops {
             addr: config.ops_addr,
             reason: e.to_string(),
         })?;
+    worker.status().set_ops_addr(addr);
 
     let tasks = TaskTracker::new();
     {
-        let (bus, shutdown) = (bus.clone(), shutdown.clone());
+        let (worker, shutdown) = (worker.clone(), shutdown.clone());
         tasks.spawn(async move {
-            while !shutdown.is_cancelled() {
-                send_ok.store(true, Ordering::Relaxed);
-                let run = run_partitioned(
-                    &bus,
-                    StreamKind::Outbound,
-                    send::STAGE,
-                    sender.clone(),
-                    shutdown.clone(),
-                )
-                .await;
-                if !restart_after(run, "send", &send_ok, &shutdown).await {
-                    break;
-                }
+            if let Err(e) = worker
+                .run_lanes(StreamKind::Outbound, sender, shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "send workers stopped");
             }
         });
     }
@@ -297,21 +299,10 @@ pub async fn start(
             bus.topology().status_callback(),
             status::IN_FLIGHT,
         );
-        let (bus, shutdown) = (bus.clone(), shutdown.clone());
+        let (worker, shutdown) = (worker.clone(), shutdown.clone());
         tasks.spawn(async move {
-            while !shutdown.is_cancelled() {
-                status_ok.store(true, Ordering::Relaxed);
-                let run = run_shared(
-                    &bus,
-                    spec.clone(),
-                    status::CONSUMER,
-                    statuses.clone(),
-                    shutdown.clone(),
-                )
-                .await;
-                if !restart_after(run, "status", &status_ok, &shutdown).await {
-                    break;
-                }
+            if let Err(e) = worker.run_shared(spec, statuses, shutdown).await {
+                tracing::error!(error = %e, "status worker stopped");
             }
         });
     }
@@ -323,27 +314,6 @@ pub async fn start(
     });
     tracing::info!(%addr, "outbound started");
     Ok(Running { addr, done })
-}
-
-/// After a worker loop returned: `true` to start it again (it failed to set
-/// up its consumers, e.g. NATS was away), `false` when shutting down.
-async fn restart_after(
-    run: Result<(), BusError>,
-    worker: &'static str,
-    healthy: &AtomicBool,
-    shutdown: &CancellationToken,
-) -> bool {
-    match run {
-        Ok(()) => false,
-        Err(e) => {
-            healthy.store(false, Ordering::Relaxed);
-            tracing::error!(worker, error = %e, "worker could not start; trying again in 1s");
-            tokio::select! {
-                _ = shutdown.cancelled() => false,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => true,
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -371,6 +341,21 @@ mod tests {
         assert!(is_http_url("http://127.0.0.1:4010"));
         assert!(!is_http_url("ftp://x"));
         assert!(!is_http_url("https://"));
+    }
+
+    #[test]
+    fn a_send_must_fit_in_the_ack_wait() {
+        let config = Config::for_tests("http://127.0.0.1:1");
+        assert!(config.fits_ack_wait(Duration::from_secs(30)).is_ok());
+        let err = config
+            .fits_ack_wait(Duration::from_secs(10))
+            .expect_err("10 s + 1 s + 3.2 s do not fit in 10 s");
+        let text = err.to_string();
+        assert!(
+            text.contains("OUTBOUND_HTTP_TIMEOUT_MS (10000 ms)"),
+            "{text}"
+        );
+        assert!(text.contains("NATS_ACK_WAIT_MS (10000 ms)"), "{text}");
     }
 
     #[test]

@@ -27,6 +27,10 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
+    if let Err(e) = config.fits_ack_wait(bus_config.ack_wait) {
+        eprintln!("{e}");
+        std::process::exit(2);
+    }
     let bus = Bus::connect(&bus_config, "waiter-outbound").await?;
     let pool = db::lazy_pool(
         config.database_url.expose_secret(),

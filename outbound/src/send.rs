@@ -3,14 +3,14 @@
 
 use std::{sync::Arc, time::Duration};
 
-use chrono::Utc;
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 use waiter_migrations::Restaurant;
 use waiter_nats::{
     events::{DashboardEvent, EventType},
-    messages::{DeadLetter, OutboundMessage},
-    Bus, BusError, Delivery, Envelope, Handler, Outcome,
+    messages::OutboundMessage,
+    worker::lane_of,
+    Bus, BusError, Delivery, Envelope, Failure, Handler, LaneHandler, LetterContext, Outcome,
 };
 
 use crate::{
@@ -33,9 +33,13 @@ pub struct SendSettings {
     pub max_attempts: i64,
     /// Deliveries while the row does not exist yet before giving up.
     pub missing_row_attempts: i64,
-    /// How long one delivery may wait in place for the tenant's rate limit.
+    /// How long one attempt may wait in place for the tenant's rate limit.
     pub rate_limit_wait: Duration,
 }
+
+/// How long recording a sid after Twilio's 201 may take, retries
+/// included (see [`SendHandler::record_sent`]).
+pub const RECORD_SID_BUDGET: Duration = Duration::from_millis(3200);
 
 /// Why handling failed in a way the handler did not decide itself.
 #[derive(Debug, thiserror::Error)]
@@ -46,21 +50,13 @@ pub enum SendError {
     Bus(#[from] BusError),
 }
 
-impl SendError {
+impl From<SendError> for Failure {
     /// Constraint violations and encoding failures will fail again; the
     /// rest (database or broker unreachable) may pass later.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            SendError::Db(sqlx::Error::Database(db)) => !matches!(
-                db.kind(),
-                sqlx::error::ErrorKind::UniqueViolation
-                    | sqlx::error::ErrorKind::ForeignKeyViolation
-                    | sqlx::error::ErrorKind::NotNullViolation
-                    | sqlx::error::ErrorKind::CheckViolation
-            ),
-            SendError::Db(_) => true,
-            SendError::Bus(BusError::Encode { .. } | BusError::Decode { .. }) => false,
-            SendError::Bus(_) => true,
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Db(e) => Failure::from(e),
+            SendError::Bus(e) => Failure::from(e),
         }
     }
 }
@@ -73,7 +69,6 @@ enum FailReason {
     MissingRow,
     UnknownRestaurant,
     Mismatch,
-    Internal,
 }
 
 impl FailReason {
@@ -84,7 +79,6 @@ impl FailReason {
             FailReason::MissingRow => "missing_row",
             FailReason::UnknownRestaurant => "unknown_restaurant",
             FailReason::Mismatch => "mismatch",
-            FailReason::Internal => "internal",
         }
     }
 }
@@ -99,6 +93,9 @@ pub struct SendHandler {
     /// after the 201). A redelivery to this process records the sid instead
     /// of sending again; see `record_sent`.
     unrecorded: moka::future::Cache<Uuid, String>,
+    /// Calls made to Twilio per message: what `OUTBOUND_MAX_ATTEMPTS`
+    /// counts (not rate-limit waits, not database retries).
+    twilio_calls: moka::future::Cache<Uuid, u32>,
 }
 
 type Env = Envelope<OutboundMessage>;
@@ -121,6 +118,10 @@ impl SendHandler {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(3600))
                 .build(),
+            twilio_calls: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
         }
     }
 
@@ -129,19 +130,22 @@ impl SendHandler {
 
         // 1. The row: it decides whether this delivery sends at all.
         let Some(row) = store::load(&self.pool, msg.message_id).await? else {
-            if delivery.delivered < self.settings.missing_row_attempts {
-                return Ok(Outcome::retry(format!(
+            if i64::from(delivery.attempt) < self.settings.missing_row_attempts {
+                // The writer's transaction may not have committed yet.
+                return Ok(Outcome::transient(format!(
                     "message {} has no row yet",
                     msg.message_id
                 )));
             }
-            let reason = format!(
-                "message {} has no row in messages after {} deliveries",
-                msg.message_id, delivery.delivered
-            );
-            self.dead_letter(env, delivery, &reason, None).await?;
             count_failed(FailReason::MissingRow);
-            return Ok(Outcome::reject(reason));
+            return Ok(Outcome::DeadLetter(self.failure(
+                env,
+                format!(
+                    "message {} has no row in messages after {} attempts",
+                    msg.message_id, delivery.attempt
+                ),
+                None,
+            )));
         };
         if row.direction != "out" || row.restaurant_id != msg.restaurant_id {
             let reason = format!(
@@ -155,15 +159,13 @@ impl SendHandler {
                 row.restaurant_id,
                 msg.restaurant_id
             );
-            self.dead_letter(env, delivery, &reason, None).await?;
             count_failed(FailReason::Mismatch);
-            return Ok(Outcome::reject(reason));
+            return Ok(Outcome::DeadLetter(self.failure(env, reason, None)));
         }
         if already_handled(&row.status, row.wa_sid.as_deref()) {
-            self.finish_earlier_attempt(env, delivery, &row).await?;
             tracing::debug!(message_id = %msg.message_id, status = %row.status,
                 "already handled; not sending again");
-            return Ok(Outcome::Ack);
+            return self.finish_earlier_attempt(env, &row).await;
         }
         if let Some(sid) = self.unrecorded.get(&msg.message_id).await {
             tracing::info!(message_id = %msg.message_id, sid = %sid,
@@ -177,19 +179,17 @@ impl SendHandler {
             Err(TenantError::NotFound(id)) => {
                 let reason = format!("restaurant {id} does not exist");
                 return self
-                    .fail(env, delivery, FailReason::UnknownRestaurant, None, &reason)
+                    .fail(env, FailReason::UnknownRestaurant, None, &reason)
                     .await;
             }
-            Err(e @ TenantError::Db(_)) => return Ok(Outcome::retry(e)),
+            Err(e @ TenantError::Db(_)) => return Ok(Outcome::transient(e)),
         };
         if !valid_account_sid(&restaurant.twilio_account_sid) {
             let reason = format!(
                 "restaurant {} has an unusable Twilio account sid",
                 restaurant.id
             );
-            return self
-                .fail(env, delivery, FailReason::Permanent, None, &reason)
-                .await;
+            return self.fail(env, FailReason::Permanent, None, &reason).await;
         }
 
         let auth_token = match self.tenants.auth_token(&restaurant) {
@@ -199,20 +199,19 @@ impl SendHandler {
                 // dead-lettered with the reason, `just dlq-retry` once fixed.
                 tracing::error!(restaurant = %restaurant.id, error = %e, "cannot open the auth token");
                 let reason = e.to_string();
-                return self
-                    .fail(env, delivery, FailReason::Permanent, None, &reason)
-                    .await;
+                return self.fail(env, FailReason::Permanent, None, &reason).await;
             }
         };
 
         // 3. The restaurant's rate limit. Short waits happen here; a longer
-        // one hands the message back, which holds the partition (order kept).
+        // one defers the message in place: its conversation waits (order
+        // kept), the other conversations go on, and it is not an attempt.
         if let Some(delay) = self.wait_for_quota(&restaurant).await {
             metrics::counter!("waiter_outbound_rate_limited_total").increment(1);
-            return Ok(Outcome::RetryAfter {
+            return Ok(Outcome::defer(
                 delay,
-                reason: format!("restaurant {} is over its outbound rate", restaurant.id),
-            });
+                format!("restaurant {} is over its outbound rate", restaurant.id),
+            ));
         }
 
         // 4. Twilio.
@@ -226,6 +225,17 @@ impl SendHandler {
             &msg.content,
             self.settings.status_callback_url.as_deref(),
         );
+        // Calls before this one: those this process made, or at least one per
+        // earlier delivery (a crashed process made them).
+        let earlier = u32::try_from(delivery.delivered - 1).unwrap_or(0);
+        let calls = self
+            .twilio_calls
+            .get(&msg.message_id)
+            .await
+            .unwrap_or(0)
+            .max(earlier)
+            + 1;
+        self.twilio_calls.insert(msg.message_id, calls).await;
         let answer = self
             .twilio
             .send(
@@ -242,17 +252,20 @@ impl SendHandler {
                 self.record_sent(env, &sid).await
             }
             Verdict::Transient { code, reason } => {
-                match after_transient(delivery.delivered, self.settings.max_attempts) {
+                match after_transient(i64::from(calls), self.settings.max_attempts) {
                     AfterTransient::Retry => {
                         metrics::counter!("waiter_outbound_retries_total").increment(1);
-                        tracing::info!(message_id = %msg.message_id, delivered = delivery.delivered,
+                        tracing::info!(message_id = %msg.message_id, calls,
                             code = ?code, reason = %reason, "transient Twilio failure; will retry");
-                        Ok(Outcome::retry(reason))
+                        let failure = Failure::transient(reason);
+                        Ok(Outcome::Retry(match code {
+                            Some(code) => failure.with_code(code),
+                            None => failure,
+                        }))
                     }
                     AfterTransient::GiveUp => {
-                        let reason =
-                            format!("gave up after {} attempts: {reason}", delivery.delivered);
-                        self.fail(env, delivery, FailReason::RetriesExhausted, code, &reason)
+                        let reason = format!("gave up after {calls} attempts: {reason}");
+                        self.fail(env, FailReason::RetriesExhausted, code, &reason)
                             .await
                     }
                 }
@@ -262,9 +275,21 @@ impl SendHandler {
                     // Credentials may have been rotated since we cached them.
                     self.tenants.forget(restaurant.id).await;
                 }
-                self.fail(env, delivery, FailReason::Permanent, code, &reason)
-                    .await
+                self.fail(env, FailReason::Permanent, code, &reason).await
             }
+        }
+    }
+
+    /// A failure of this message, with who it concerns.
+    fn failure(&self, env: &Env, reason: String, code: Option<i64>) -> Failure {
+        let failure = Failure::permanent(reason).with_context(LetterContext {
+            restaurant_id: Some(env.body.restaurant_id),
+            conversation_id: Some(env.body.conversation_id),
+            recipient: Some(env.body.to.clone()),
+        });
+        match code {
+            Some(code) => failure.with_code(code),
+            None => failure,
         }
     }
 
@@ -337,36 +362,36 @@ impl SendHandler {
 
     /// A redelivery of a message that was handled: if the earlier attempt
     /// may have stopped between the database and the bus, publish what it
-    /// would have (same ids, so JetStream drops copies).
+    /// would have (same ids, so JetStream drops copies) and give the same
+    /// answer (a failed message is dead-lettered again: the letter's id is
+    /// its stream sequence, so a second copy is dropped too).
     async fn finish_earlier_attempt(
         &self,
         env: &Env,
-        delivery: &Delivery,
         row: &OutboundRow,
-    ) -> Result<(), SendError> {
+    ) -> Result<Outcome, SendError> {
         let msg = &env.body;
         if row.sent_recently {
             let event = DashboardEvent::new(msg.restaurant_id, EventType::MessageSent, row.view());
             self.publish_event(env, sent_event_id(msg.message_id), event)
                 .await?;
         } else if row.failed_recently {
+            self.publish_status(env, &row.status_change()).await?;
             let reason = row
                 .error_message
                 .clone()
                 .unwrap_or_else(|| "failed".to_string());
             let code = row.error_code.as_deref().and_then(|c| c.parse().ok());
-            self.dead_letter(env, delivery, &reason, code).await?;
-            self.publish_status(env, &row.status_change()).await?;
+            return Ok(Outcome::DeadLetter(self.failure(env, reason, code)));
         }
-        Ok(())
+        Ok(Outcome::Ack)
     }
 
-    /// Gives up on a message on purpose: the row says failed and why, the
-    /// dead-letter stream has the envelope, dashboards hear it. Then ack.
+    /// Gives up on a message on purpose: the row says failed and why,
+    /// dashboards hear it, and the loop dead-letters the envelope.
     async fn fail(
         &self,
         env: &Env,
-        delivery: &Delivery,
         why: FailReason,
         code: Option<i64>,
         reason: &str,
@@ -382,38 +407,16 @@ impl SendHandler {
             &decision::error_message(reason),
         )
         .await?;
-        self.dead_letter(env, delivery, reason, code).await?;
         if let Some(change) = change {
             self.publish_status(env, &change).await?;
         }
         count_failed(why);
-        tracing::warn!(message_id = %msg.message_id, code = ?code, reason, delivered = delivery.delivered,
-            "message failed");
-        Ok(Outcome::Ack)
-    }
-
-    async fn dead_letter(
-        &self,
-        env: &Env,
-        delivery: &Delivery,
-        reason: &str,
-        error_code: Option<i64>,
-    ) -> Result<(), SendError> {
-        let letter = DeadLetter {
-            stage: STAGE.to_string(),
-            reason: reason.to_string(),
-            error_code,
-            original_subject: delivery.subject.clone(),
-            original: env.encode()?,
-            attempts: delivery.delivered,
-            failed_at: Utc::now(),
-        };
-        let topology = self.bus.topology();
-        let letter = env.follow(format!("dlq:{STAGE}:{}", env.body.message_id), letter);
-        self.bus
-            .publish(topology.dead_letter(STAGE), &letter)
-            .await?;
-        Ok(())
+        tracing::warn!(message_id = %msg.message_id, code = ?code, reason, "message failed");
+        Ok(Outcome::DeadLetter(self.failure(
+            env,
+            reason.to_string(),
+            code,
+        )))
     }
 
     async fn publish_status(&self, env: &Env, change: &StatusChange) -> Result<(), SendError> {
@@ -448,19 +451,22 @@ impl Handler for SendHandler {
     async fn handle(&self, env: Env, delivery: Delivery) -> Outcome {
         match self.try_handle(&env, &delivery).await {
             Ok(outcome) => outcome,
-            Err(e) if e.is_transient() => {
-                metrics::counter!("waiter_outbound_retries_total").increment(1);
-                Outcome::retry(e)
-            }
             Err(e) => {
-                let reason = format!("cannot handle message {}: {e}", env.body.message_id);
-                if let Err(dlq) = self.dead_letter(&env, &delivery, &reason, None).await {
-                    tracing::error!(error = %dlq, "cannot dead-letter; retrying instead");
-                    return Outcome::retry(reason);
-                }
-                count_failed(FailReason::Internal);
-                Outcome::reject(reason)
+                metrics::counter!("waiter_outbound_retries_total").increment(1);
+                let failure = Failure::from(e).with_context(LetterContext {
+                    restaurant_id: Some(env.body.restaurant_id),
+                    conversation_id: Some(env.body.conversation_id),
+                    recipient: Some(env.body.to.clone()),
+                });
+                Outcome::Retry(failure)
             }
         }
+    }
+}
+
+/// One conversation's replies leave in order; conversations in parallel.
+impl LaneHandler for SendHandler {
+    fn lane(&self, message: &OutboundMessage) -> u64 {
+        lane_of(&message.conversation_id)
     }
 }

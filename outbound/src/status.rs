@@ -4,7 +4,7 @@
 use waiter_nats::{
     events::{DashboardEvent, EventType},
     messages::StatusCallback,
-    Bus, Delivery, Envelope, Handler, Outcome,
+    Bus, Delivery, Envelope, Failure, Handler, Outcome,
 };
 
 use crate::{
@@ -93,7 +93,9 @@ impl Handler for StatusHandler {
             .await;
             let current = match applied {
                 Err(e) => {
-                    return Outcome::retry(format!("cannot apply status {status} of {sid}: {e}"))
+                    return Outcome::Retry(
+                        Failure::from(e).while_doing(&format!("apply status {status} of {sid}")),
+                    )
                 }
                 Ok(Some(change)) => {
                     metrics::counter!("waiter_outbound_status_applied_total", "status" => change.status.clone())
@@ -102,23 +104,27 @@ impl Handler for StatusHandler {
                         "status applied");
                     return match self.publish(&env, &change).await {
                         Ok(()) => Outcome::Ack,
-                        Err(e) => Outcome::retry(e),
+                        Err(e) => Outcome::Retry(Failure::from(e)),
                     };
                 }
                 Ok(None) => {
                     match store::current_status(&self.pool, sid, &callback.account_sid).await {
                         Ok(current) => current,
-                        Err(e) => return Outcome::retry(format!("cannot read {sid}: {e}")),
+                        Err(e) => {
+                            return Outcome::Retry(
+                                Failure::from(e).while_doing(&format!("read {sid}")),
+                            )
+                        }
                     }
                 }
             };
             let Some(current) = current else {
-                if delivery.delivered < self.unknown_sid_attempts {
+                if i64::from(delivery.attempt) < self.unknown_sid_attempts {
                     // The callback can overtake our UPDATE after the 201.
-                    return Outcome::retry(format!("no outbound message with sid {sid} yet"));
+                    return Outcome::transient(format!("no outbound message with sid {sid} yet"));
                 }
                 tracing::warn!(sid, status = %status, account_sid = %callback.account_sid,
-                    delivered = delivery.delivered,
+                    attempts = delivery.attempt,
                     "status callback for a message we do not know; dropped");
                 metrics::counter!("waiter_outbound_status_unknown_total").increment(1);
                 return Outcome::Ack;
@@ -131,14 +137,14 @@ impl Handler for StatusHandler {
             // its event: publish it again (same id, so JetStream drops a copy).
             if current.recent && current.change.status == status && status != decision::QUEUED {
                 if let Err(e) = self.publish(&env, &current.change).await {
-                    return Outcome::retry(e);
+                    return Outcome::Retry(Failure::from(e));
                 }
             }
             tracing::debug!(sid, status = %status, current = %current.change.status,
                 "status is not news; nothing to change");
             return Outcome::Ack;
         }
-        Outcome::retry(format!(
+        Outcome::transient(format!(
             "status {status} of {sid} kept racing other writers"
         ))
     }

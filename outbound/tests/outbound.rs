@@ -3,8 +3,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use async_nats::jetstream::consumer::{self, pull::Config as PullConfig, PullConsumer};
-use futures::StreamExt;
+use async_nats::jetstream::consumer::PullConsumer;
 use outbound::Config;
 use twilio_sim::{Fault, SimConfig, Simulator, StatusCallbackMode};
 use uuid::Uuid;
@@ -145,6 +144,26 @@ impl Fixture {
         id
     }
 
+    /// Publishes three texts of the conversation and checks that they
+    /// leave in that order, each recorded with its sid.
+    async fn three_leave_in_order(&self) {
+        let ids = [
+            self.text("1. Welcome").await,
+            self.text("2. Menu").await,
+            self.text("3. Cart").await,
+        ];
+        let sent = self.sim.wait_for_sent(&self.customer, 3, WAIT).await;
+        let bodies: Vec<_> = sent
+            .iter()
+            .map(|m| m.body.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(bodies, ["1. Welcome", "2. Menu", "3. Cart"]);
+        for (id, message) in ids.iter().zip(&sent) {
+            let row = self.row_with_status(*id, "queued").await;
+            assert_eq!(row.2.as_deref(), Some(message.sid.as_str()));
+        }
+    }
+
     async fn row(&self, id: Uuid) -> Row {
         sqlx::query_as(
             "SELECT status, status_rank, wa_sid, error_code, error_message, sent_at IS NOT NULL \
@@ -264,33 +283,11 @@ async fn insert_row(f: &Fixture, id: Uuid, body: &str, status: &str, rank: i32, 
 
 /// Every envelope on `subject` of a stream, oldest first.
 async fn read_stream<T: Payload>(bus: &Bus, kind: StreamKind, subject: String) -> Vec<Envelope<T>> {
-    let stream = bus
-        .jetstream()
-        .get_stream(bus.topology().stream_name(kind))
+    waiter_harness::read_stream(bus, kind, subject)
         .await
-        .expect("stream");
-    let reader: PullConsumer = stream
-        .create_consumer(PullConfig {
-            filter_subject: subject,
-            ack_policy: consumer::AckPolicy::None,
-            deliver_policy: consumer::DeliverPolicy::All,
-            inactive_threshold: Duration::from_secs(30),
-            ..Default::default()
-        })
-        .await
-        .expect("reader consumer");
-    let mut batch = reader
-        .fetch()
-        .max_messages(1000)
-        .messages()
-        .await
-        .expect("fetch");
-    let mut out = vec![];
-    while let Some(message) = batch.next().await {
-        let message = message.expect("message");
-        out.push(Envelope::<T>::decode(&message.payload).expect("decodable envelope"));
-    }
-    out
+        .iter()
+        .map(|m| Envelope::<T>::decode(&m.payload).expect("decodable envelope"))
+        .collect()
 }
 
 fn sid_like(sid: &str) -> bool {
@@ -417,22 +414,7 @@ async fn messages_of_a_conversation_leave_in_order_even_when_one_is_retried() {
     f.sim
         .inject_fault(Fault::new(429, 20429).times(1).only_to(f.customer.clone()));
     f.start(f.config()).await;
-    let ids = [
-        f.text("1. Welcome").await,
-        f.text("2. Menu").await,
-        f.text("3. Cart").await,
-    ];
-
-    let sent = f.sim.wait_for_sent(&f.customer, 3, WAIT).await;
-    let bodies: Vec<_> = sent
-        .iter()
-        .map(|m| m.body.clone().unwrap_or_default())
-        .collect();
-    assert_eq!(bodies, ["1. Welcome", "2. Menu", "3. Cart"]);
-    for (id, message) in ids.iter().zip(&sent) {
-        let row = f.row_with_status(*id, "queued").await;
-        assert_eq!(row.2.as_deref(), Some(message.sid.as_str()));
-    }
+    f.three_leave_in_order().await;
     assert_eq!(f.sim.requests().len(), 4, "three sends and one throttled");
 }
 
@@ -546,6 +528,38 @@ async fn transient_errors_are_dead_lettered_after_the_last_attempt() {
 }
 
 #[tokio::test]
+async fn waiting_for_the_rate_limit_is_not_an_attempt() {
+    let f = Fixture::new().await;
+    // One send a second, never waited for in place: every send over the
+    // rate is deferred. Two calls to Twilio per message at most.
+    sqlx::query("UPDATE restaurants SET outbound_rate_per_second = 1 WHERE id = $1")
+        .bind(f.restaurant.id)
+        .execute(f.env.pool())
+        .await
+        .expect("rate");
+    f.sim
+        .inject_fault(Fault::new(500, 20500).times(1).only_to(f.customer.clone()));
+    let mut config = f.config();
+    config.max_attempts = 2;
+    config.rate_limit_wait = Duration::ZERO;
+    let running = f.start(config).await;
+    f.three_leave_in_order().await;
+    let statuses: Vec<u16> = f.sim.requests().iter().map(|r| r.http_status).collect();
+    assert_eq!(statuses, [500, 201, 201, 201], "two calls for the first");
+    assert!(f.dead_letters().await.is_empty());
+    let status: serde_json::Value = reqwest::get(format!("http://{}/status", running.addr))
+        .await
+        .expect("GET /status")
+        .json()
+        .await
+        .expect("status JSON");
+    assert!(
+        status["deferred"].as_u64() >= Some(2),
+        "sends over the rate were deferred, many times more than attempts allow: {status}"
+    );
+}
+
+#[tokio::test]
 async fn a_template_goes_as_content_sid_and_variables_without_a_body() {
     let f = Fixture::new().await;
     f.start(f.config()).await;
@@ -628,7 +642,7 @@ async fn a_message_whose_row_appears_late_is_sent_and_one_without_a_row_is_dead_
     let f = Fixture::new().await;
     let mut config = f.config();
     config.missing_row_attempts = 4;
-    f.start(config).await;
+    let running = f.start(config).await;
 
     // Published before its row commits (the writer's transaction in flight).
     let late = Uuid::new_v4();
@@ -639,21 +653,20 @@ async fn a_message_whose_row_appears_late_is_sent_and_one_without_a_row_is_dead_
         },
     ))
     .await;
-    let bus = f.bus().clone();
-    let durable = f.partition_consumer();
-    eventually("the first delivery to be handed back", WAIT, || {
-        let bus = bus.clone();
-        let durable = durable.clone();
-        async move {
-            let stream = bus
-                .jetstream()
-                .get_stream(bus.topology().stream_name(StreamKind::Outbound))
-                .await
-                .ok()?;
-            let mut consumer: PullConsumer = stream.get_consumer(&durable).await.ok()?;
-            let info = consumer.info().await.ok()?;
-            (info.num_redelivered > 0).then_some(())
-        }
+    // The first attempt finds no row and is retried in place (not handed
+    // back: the message stays with its conversation's lane): `/status`
+    // counts the failed attempt.
+    let http = reqwest::Client::new();
+    eventually("the first attempt to fail", WAIT, || async {
+        let status: serde_json::Value = http
+            .get(format!("http://{}/status", running.addr))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (status["failed"].as_u64() >= Some(1)).then_some(())
     })
     .await;
     insert_row(&f, late, "late row", "pending", 0, None).await;

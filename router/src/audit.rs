@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 use waiter_nats::{
     messages::{RefusedWebhooks, WebhookOutcome},
-    Delivery, Envelope, Handler, Outcome,
+    Delivery, Envelope, Failure, Handler, Outcome,
 };
 
 /// One audit row. `event_id` makes writing it idempotent.
@@ -103,7 +103,7 @@ impl Handler for Refusals {
     async fn handle(&self, envelope: Envelope<RefusedWebhooks>, _delivery: Delivery) -> Outcome {
         match record_refusals(&self.pool, &envelope.body).await {
             Ok(()) => Outcome::Ack,
-            Err(e) => Outcome::retry(e),
+            Err(e) => Outcome::Retry(Failure::from(e).while_doing("audit")),
         }
     }
 }

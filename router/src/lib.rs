@@ -18,8 +18,8 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use sqlx::PgPool;
 use thiserror::Error;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use waiter_nats::{streams::ConsumerSpec, worker, Bus, BusError, StreamKind};
-use waiter_runtime::{ConfigError, EnvReader, Health, Running};
+use waiter_nats::{streams::ConsumerSpec, Bus, BusError, StreamKind, Worker};
+use waiter_runtime::{db::Probe, ConfigError, EnvReader, Health, Running};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -96,16 +96,18 @@ pub async fn start(
         shutdown.clone(),
     ));
 
+    let worker = Worker::new(&bus, "router");
     let router = Arc::new(route::Router::new(
         bus.clone(),
         pool.clone(),
         config.tenant_cache_ttl,
     ));
     {
-        let (bus, shutdown) = (bus.clone(), shutdown.clone());
+        let (worker, shutdown) = (worker.clone(), shutdown.clone());
         tasks.spawn(async move {
-            if let Err(e) =
-                worker::run_partitioned(&bus, StreamKind::Ingest, "router", router, shutdown).await
+            if let Err(e) = worker
+                .run_ordered(StreamKind::Ingest, router, shutdown)
+                .await
             {
                 tracing::error!(error = %e, "router workers stopped");
             }
@@ -128,11 +130,9 @@ pub async fn start(
             bus.topology().refused_webhooks(),
             32,
         );
-        let (bus, shutdown) = (bus.clone(), shutdown.clone());
+        let (worker, shutdown) = (worker.clone(), shutdown.clone());
         tasks.spawn(async move {
-            if let Err(e) =
-                worker::run_shared(&bus, spec, "router-refusals", refusals, shutdown).await
-            {
+            if let Err(e) = worker.run_shared(spec, refusals, shutdown).await {
                 tracing::error!(error = %e, "refusal counts worker stopped");
             }
         });
@@ -145,10 +145,13 @@ pub async fn start(
     ));
     tasks.close();
 
-    let connection = bus.clone();
-    let health = Health::new("router").check("nats", move || connection.is_connected());
+    let health = Health::new("router")
+        .bus(&bus)
+        .postgres(&Probe::start(pool, shutdown.clone()))
+        .worker(worker.status());
     let running = Running::with_ops(config.ops_addr, health, tasks, shutdown)
         .map_err(|e| RouterError::Ops(e.to_string()))?;
+    worker.status().set_ops_addr(running.addr);
     tracing::info!(addr = %running.addr, "router running");
     Ok(running)
 }

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use waiter_migrations::Restaurant;
 use waiter_nats::{
     messages::{ConversationInput, CustomerMessage, InboundMessage, WebhookOutcome},
-    Bus, Delivery, Envelope, Handler, Outcome,
+    Bus, Delivery, Envelope, Failure, Handler, LetterContext, Outcome,
 };
 
 use crate::{
@@ -130,7 +130,9 @@ impl Router {
 }
 
 impl Router {
-    /// Audits a refused message and terminates it: it can never be routed.
+    /// Audits a refused message and acknowledges it: it can never be
+    /// routed, and the audit row is its record (a dead letter per spam
+    /// message to an unknown number would let anyone fill that stream).
     async fn refuse(
         &self,
         envelope: &Envelope<InboundMessage>,
@@ -149,8 +151,18 @@ impl Router {
             )
             .await
         {
-            Ok(()) => Outcome::reject(refusal.reason()),
-            Err(e) => Outcome::retry(format!("audit: {e}")),
+            Ok(()) => {
+                metrics::counter!("waiter_router_refused_total", "outcome" => refusal.outcome().as_str())
+                    .increment(1);
+                Outcome::Ack
+            }
+            Err(e) => Outcome::Retry(Failure::from(e).while_doing("audit").with_context(
+                LetterContext {
+                    restaurant_id: restaurant.map(|r| r.id),
+                    recipient: Some(envelope.body.from.clone()),
+                    ..LetterContext::default()
+                },
+            )),
         }
     }
 }
@@ -162,7 +174,7 @@ impl Handler for Router {
         let message = &envelope.body;
         let restaurant = match self.restaurant(&message.to).await {
             Ok(found) => found,
-            Err(e) => return Outcome::retry(format!("restaurant lookup: {e}")),
+            Err(e) => return Outcome::Retry(Failure::from(e).while_doing("restaurant lookup")),
         };
         let restaurant = match restaurant {
             None => return self.refuse(&envelope, None, Refusal::UnknownNumber).await,
@@ -182,11 +194,16 @@ impl Handler for Router {
             None => (WebhookOutcome::Accepted, None),
             Some(reason) => (WebhookOutcome::RateLimited, Some(reason.as_str())),
         };
+        let context = LetterContext {
+            restaurant_id: Some(restaurant.id),
+            recipient: Some(message.from.clone()),
+            ..LetterContext::default()
+        };
         if let Err(e) = self
             .audit(&envelope, Some(&restaurant), outcome, reason)
             .await
         {
-            return Outcome::retry(format!("audit: {e}"));
+            return Outcome::Retry(Failure::from(e).while_doing("audit").with_context(context));
         }
         let topology = self.bus.topology();
         let customer = message.from.clone();
@@ -208,7 +225,11 @@ impl Handler for Router {
                     .increment(1);
                 Outcome::Ack
             }
-            Err(e) => Outcome::retry(format!("forward: {e}")),
+            Err(e) => Outcome::Retry(
+                Failure::from(e)
+                    .while_doing("forward")
+                    .with_context(context),
+            ),
         }
     }
 }

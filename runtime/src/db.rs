@@ -17,3 +17,40 @@ pub fn lazy_pool(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error>
         .idle_timeout(Some(Duration::from_secs(300)))
         .connect_lazy_with(options))
 }
+
+/// Whether PostgreSQL answers, probed every [`Probe::EVERY`] in the
+/// background (for `/ready`, whose checks must not block).
+#[derive(Clone)]
+pub struct Probe {
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Probe {
+    pub const EVERY: Duration = Duration::from_secs(2);
+
+    /// Starts probing `pool` until `shutdown`.
+    pub fn start(pool: PgPool, shutdown: tokio_util::sync::CancellationToken) -> Probe {
+        let probe = Probe {
+            up: Default::default(),
+        };
+        let up = probe.up.clone();
+        tokio::spawn(async move {
+            loop {
+                let ok = matches!(
+                    tokio::time::timeout(Self::EVERY, sqlx::query("SELECT 1").execute(&pool)).await,
+                    Ok(Ok(_))
+                );
+                up.store(ok, std::sync::atomic::Ordering::Relaxed);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Self::EVERY) => {}
+                }
+            }
+        });
+        probe
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}

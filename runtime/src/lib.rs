@@ -1,6 +1,7 @@
 //! What every stage binary shares: typed configuration from the
 //! environment, telemetry, the Prometheus recorder, the ops HTTP routes
-//! (`/health`, `/metrics`), graceful shutdown and the database pool.
+//! (`/health`, `/ready`, `/status`, `/metrics`), graceful shutdown, the
+//! database pool and its readiness probe.
 
 pub mod config;
 pub mod db;
@@ -21,7 +22,7 @@ pub struct Running {
 }
 
 impl Running {
-    /// A pulling stage: serves `/health` and `/metrics` on `ops_addr` until
+    /// A pulling stage: serves the ops routes on `ops_addr` until
     /// shutdown; `done` finishes once the stage's `tasks` (closed by the
     /// caller) and the ops server have.
     pub fn with_ops(

@@ -4,15 +4,20 @@ use tokio_util::sync::CancellationToken;
 use warp::{http::StatusCode, Filter};
 
 type Check = Arc<dyn Fn() -> bool + Send + Sync>;
+type Status = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
-/// The named checks `/health` reports; 200 when all pass, 503 otherwise.
-/// `/ready` reports those and the readiness checks: a stage can be alive
-/// but not ready yet (ingest before its tenant directory is loaded).
+/// What a stage's ops routes report.
+///
+/// - `GET /health`: alive. 503 only when a *vital* check fails (a worker
+///   loop that died: restart the process); every check is listed.
+/// - `GET /ready`: takes traffic. 503 when any check fails (NATS not
+///   connected, PostgreSQL unreachable, a worker not bound or pulling).
+/// - `GET /status`: the stage's worker status as JSON (`just ps`).
 #[derive(Clone)]
 pub struct Health {
     stage: &'static str,
-    checks: Vec<(&'static str, Check)>,
-    readiness: Vec<(&'static str, Check)>,
+    checks: Vec<(&'static str, Check, bool)>,
+    status: Option<Status>,
 }
 
 impl Health {
@@ -20,84 +25,123 @@ impl Health {
         Self {
             stage,
             checks: vec![],
-            readiness: vec![],
+            status: None,
         }
     }
 
-    /// A check `/ready` needs on top of the health checks.
-    pub fn ready_when(
-        mut self,
-        name: &'static str,
-        check: impl Fn() -> bool + Send + Sync + 'static,
-    ) -> Self {
-        self.readiness.push((name, Arc::new(check)));
-        self
-    }
-
-    /// Whether every health and readiness check passes.
-    pub fn is_ready(&self) -> bool {
-        self.checks
-            .iter()
-            .chain(&self.readiness)
-            .all(|(_, check)| check())
-    }
-
+    /// A readiness check: `/ready` fails while it fails.
     pub fn check(
         mut self,
         name: &'static str,
         check: impl Fn() -> bool + Send + Sync + 'static,
     ) -> Self {
-        self.checks.push((name, Arc::new(check)));
+        self.checks.push((name, Arc::new(check), false));
         self
     }
 
+    /// A liveness check: `/health` (and `/ready`) fail while it fails.
+    pub fn vital(
+        mut self,
+        name: &'static str,
+        check: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.checks.push((name, Arc::new(check), true));
+        self
+    }
+
+    /// `nats`: the connection is up.
+    pub fn bus(self, bus: &waiter_nats::Bus) -> Self {
+        let bus = bus.clone();
+        self.check("nats", move || bus.is_connected())
+    }
+
+    /// `postgres`: the last probe reached the database.
+    pub fn postgres(self, probe: &crate::db::Probe) -> Self {
+        let probe = probe.clone();
+        self.check("postgres", move || probe.is_up())
+    }
+
+    /// `workers`: every loop running, bound and pulling; `worker_loops`
+    /// (vital): none died unasked; and `/status`.
+    pub fn worker(mut self, status: &waiter_nats::WorkerStatus) -> Self {
+        let json = status.clone();
+        self.status = Some(Arc::new(move || json.json()));
+        let alive = status.clone();
+        let status = status.clone();
+        self.vital("worker_loops", move || alive.is_alive())
+            .check("workers", move || status.is_ready())
+    }
+
+    /// A `/status` body of the stage's own.
+    pub fn status(
+        mut self,
+        status: impl Fn() -> serde_json::Value + Send + Sync + 'static,
+    ) -> Self {
+        self.status = Some(Arc::new(status));
+        self
+    }
+
+    /// (alive, ready, body).
+    pub fn evaluate(&self) -> (bool, bool, serde_json::Value) {
+        let mut alive = true;
+        let mut ready = true;
+        let mut results = BTreeMap::new();
+        for (name, check, vital) in &self.checks {
+            let ok = check();
+            results.insert(*name, ok);
+            ready &= ok;
+            if *vital {
+                alive &= ok;
+            }
+        }
+        let body = serde_json::json!({
+            "stage": self.stage,
+            "status": if !alive { "failing" } else if ready { "ok" } else { "degraded" },
+            "ready": ready && alive,
+            "checks": results,
+        });
+        (alive, ready && alive, body)
+    }
+
+    /// Whether every check passes, and the body `/ready` serves.
     pub fn report(&self) -> (bool, serde_json::Value) {
-        Self::summarise(self.stage, self.checks.iter())
-    }
-
-    /// The `/ready` report: health and readiness checks together.
-    pub fn readiness_report(&self) -> (bool, serde_json::Value) {
-        Self::summarise(self.stage, self.checks.iter().chain(&self.readiness))
-    }
-
-    fn summarise<'a>(
-        stage: &str,
-        checks: impl Iterator<Item = &'a (&'static str, Check)>,
-    ) -> (bool, serde_json::Value) {
-        let results: BTreeMap<&str, bool> = checks.map(|(name, check)| (*name, check())).collect();
-        let ok = results.values().all(|&v| v);
-        (
-            ok,
-            serde_json::json!({
-                "stage": stage,
-                "status": if ok { "ok" } else { "degraded" },
-                "checks": results,
-            }),
-        )
+        let (_, ready, body) = self.evaluate();
+        (ready, body)
     }
 }
 
-/// `GET /health`, `GET /ready` and `GET /metrics`, to mount on a stage's own server or
-/// serve on an ops port.
+fn answer(ok: bool, body: serde_json::Value) -> warp::reply::WithStatus<warp::reply::Json> {
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    warp::reply::with_status(warp::reply::json(&body), status)
+}
+
+/// `GET /health`, `/ready`, `/status` and `/metrics`, to mount on a
+/// stage's own server or serve on an ops port.
 pub fn routes(
     health: Health,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
     let metrics = crate::telemetry::metrics_handle();
-    let reply = |(ok, body): (bool, serde_json::Value)| {
-        let status = if ok {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
+    let h = health.clone();
+    let health_route = warp::path!("health").and(warp::get()).map(move || {
+        let (alive, _, body) = h.evaluate();
+        answer(alive, body)
+    });
+    let h = health.clone();
+    let ready_route = warp::path!("ready").and(warp::get()).map(move || {
+        let (_, ready, body) = h.evaluate();
+        answer(ready, body)
+    });
+    let status_route = warp::path!("status").and(warp::get()).map(move || {
+        let body = match &health.status {
+            Some(status) => status(),
+            None => serde_json::json!({ "stage": health.stage }),
         };
-        warp::reply::with_status(warp::reply::json(&body), status)
-    };
-    let ready = health.clone();
-    let health_route = warp::path!("health")
-        .and(warp::get())
-        .map(move || reply(health.report()));
-    let ready_route = warp::path!("ready")
-        .and(warp::get())
-        .map(move || reply(ready.readiness_report()));
+        warp::reply::json(&body)
+    });
     let metrics_route = warp::path!("metrics").and(warp::get()).map(move || {
         warp::reply::with_header(
             metrics.render(),
@@ -105,7 +149,11 @@ pub fn routes(
             "text/plain; version=0.0.4",
         )
     });
-    health_route.or(ready_route).or(metrics_route)
+    health_route
+        .or(ready_route)
+        .unify()
+        .or(status_route)
+        .or(metrics_route)
 }
 
 /// Serves the ops routes on their own port until `shutdown`.
@@ -117,4 +165,43 @@ pub fn serve(
     let (bound, server) = warp::serve(routes(health))
         .try_bind_with_graceful_shutdown(addr, async move { shutdown.cancelled().await })?;
     Ok((bound, tokio::spawn(server)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn health_is_liveness_and_ready_is_every_check() {
+        let nats = Arc::new(AtomicBool::new(true));
+        let loops = Arc::new(AtomicBool::new(true));
+        let (n, l) = (nats.clone(), loops.clone());
+        let health = Health::new("router")
+            .check("nats", move || n.load(Ordering::Relaxed))
+            .vital("loops", move || l.load(Ordering::Relaxed))
+            .status(|| serde_json::json!({"replica": "router-1"}));
+        let routes = routes(health);
+        let get = |path: &'static str| {
+            let routes = routes.clone();
+            async move {
+                let r = warp::test::request().path(path).reply(&routes).await;
+                let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+                (r.status().as_u16(), body)
+            }
+        };
+        assert_eq!(get("/health").await.0, 200);
+        assert_eq!(get("/ready").await.0, 200);
+        nats.store(false, Ordering::Relaxed);
+        let (code, body) = get("/health").await;
+        assert_eq!(code, 200, "NATS away: alive, not ready");
+        assert_eq!(body["checks"]["nats"], false);
+        let (code, body) = get("/ready").await;
+        assert_eq!(code, 503);
+        assert_eq!(body["ready"], false);
+        loops.store(false, Ordering::Relaxed);
+        assert_eq!(get("/health").await.0, 503);
+        assert_eq!(get("/status").await.1["replica"], "router-1");
+    }
 }

@@ -36,7 +36,8 @@ if [ "$("$VENV/bin/schemathesis" --version 2>/dev/null || true)" != "schemathesi
   python=""
   for candidate in python3.13 python3.12 \
       "$HOME"/.pyenv/versions/3.13*/bin/python3 "$HOME"/.pyenv/versions/3.12*/bin/python3 python3; do
-    if command -v "$candidate" >/dev/null 2>&1 || [ -x "$candidate" ]; then python="$candidate"; break; fi
+    # pyenv installs shims for versions it does not select: ask each to run.
+    if "$candidate" --version >/dev/null 2>&1; then python="$candidate"; break; fi
   done
   [ -n "$python" ] || { say "python3 is required for schemathesis"; exit 1; }
   say "installing schemathesis $SCHEMATHESIS_VERSION with $("$python" --version)"

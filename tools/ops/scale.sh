@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `just scale STAGE N`: start N more replicas of a pulling stage beside a
-# running `just up`. Replicas pull from the same partition consumers, so
-# nothing is lost and per-conversation order holds; stop them with Ctrl-C.
+# running `just up`. The replicas share the stage's partitions by lease
+# (each partition one owner; they move as replicas come and go), so nothing
+# is lost and per-conversation order holds; Ctrl-C stops them, and their
+# partitions are handed back before they exit.
 set -euo pipefail
 stage="$1"; n="$2"
 case "$stage" in

@@ -49,6 +49,9 @@ pub struct Pipeline {
     pub notifier: SocketAddr,
     /// In front of PostgreSQL for every stage, when asked for.
     pub postgres: Option<waiter_harness::proxy::Proxy>,
+    /// The ops port (`/health`, `/ready`, `/status`, `/metrics`) of each
+    /// pulling stage started here, by stage name.
+    pub ops: std::collections::BTreeMap<&'static str, SocketAddr>,
 }
 
 impl Pipeline {
@@ -109,7 +112,8 @@ impl Pipeline {
             .expect("ingest")
             .addr;
         sim.set_webhook_url(&format!("http://{ingest}/whatsapp/webhook"));
-        router::start(
+        let mut ops = std::collections::BTreeMap::new();
+        let router = router::start(
             router::Config::for_tests(&env.db.url),
             bus.clone(),
             pool(),
@@ -117,8 +121,9 @@ impl Pipeline {
         )
         .await
         .expect("router");
+        ops.insert("router", router.addr);
         if options.conversation {
-            conversation::start(
+            let conversation = conversation::start(
                 conversation::Config::for_tests(&env.db.url),
                 bus.clone(),
                 pool(),
@@ -126,8 +131,9 @@ impl Pipeline {
             )
             .await
             .expect("conversation");
+            ops.insert("conversation", conversation.addr);
         }
-        order::start(
+        let order = order::start(
             order::Config::for_tests(&env.db.url),
             bus.clone(),
             pool(),
@@ -135,14 +141,16 @@ impl Pipeline {
         )
         .await
         .expect("order");
+        ops.insert("order", order.addr);
         let mut outbound_config = outbound::Config::for_tests(&sim.base_url());
         outbound_config.status_callback_url = Some(format!("http://{ingest}/whatsapp/status"));
         if let Some(keys) = &options.secret_keys {
             outbound_config.secret_keys = keys.clone();
         }
-        outbound::start(outbound_config, bus.clone(), pool(), shutdown.clone())
+        let outbound = outbound::start(outbound_config, bus.clone(), pool(), shutdown.clone())
             .await
             .expect("outbound");
+        ops.insert("outbound", outbound.addr);
         let notifier = notifier::start(
             notifier::Config::for_tests(JWT_SECRET, env.bus.config.clone()),
             bus.clone(),
@@ -159,6 +167,7 @@ impl Pipeline {
             ingest,
             notifier,
             postgres,
+            ops,
         }
     }
 

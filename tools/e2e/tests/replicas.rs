@@ -2,13 +2,15 @@
 //! are handled in arrival order and the replies leave in the order they
 //! were decided, whichever replica handles which message.
 
-use std::{sync::atomic::Ordering, time::Duration};
+use std::time::Duration;
 
 use futures::future::join_all;
 use twilio_sim::InboundSpec;
 use waiter_e2e::Pipeline;
 use waiter_harness::eventually;
-use waiter_nats::{Bus, StreamKind};
+use waiter_nats::{
+    messages::LeaseRecord, worker::assignment::desired_owner, Bus, Envelope, StreamKind,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -29,24 +31,29 @@ fn customer(n: u32) -> String {
     format!("whatsapp:+9665{:08}", n)
 }
 
-/// How many messages are waiting on each partition consumer of the
-/// conversation stage (one pending pull request per live replica).
-async fn pullers(bus: &Bus) -> Vec<usize> {
+/// Who holds each partition of the conversation stage, by its lease.
+async fn lease_owners(bus: &Bus) -> Vec<Option<String>> {
     let topology = bus.topology();
     let stream = bus
         .jetstream()
-        .get_stream(topology.stream_name(StreamKind::Conversation))
+        .get_stream(topology.stream_name(StreamKind::Leases))
         .await
         .unwrap();
-    let mut waiting = vec![];
+    let mut owners = vec![];
     for partition in 0..topology.partitions() {
-        let mut consumer: async_nats::jetstream::consumer::PullConsumer = stream
-            .get_consumer(&topology.partition_consumer("conversation", partition))
-            .await
-            .unwrap();
-        waiting.push(consumer.info().await.unwrap().num_waiting);
+        let subject = topology.partition_lease("conversation", partition);
+        let owner = match stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => {
+                Envelope::<LeaseRecord>::decode(&m.payload)
+                    .unwrap()
+                    .body
+                    .owner
+            }
+            Err(_) => None,
+        };
+        owners.push(owner);
     }
-    waiting
+    owners
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -62,34 +69,59 @@ async fn two_conversation_replicas_keep_each_conversations_order() {
     let r = p.restaurant(0);
     let pool = p.env.pool();
 
+    // One replica holds every partition until a second one joins.
+    let first = eventually("one replica holding every partition", WAIT, || async {
+        let owners = lease_owners(&p.env.bus.bus).await;
+        let first = owners.first().cloned().flatten()?;
+        owners
+            .iter()
+            .all(|o| o.as_deref() == Some(first.as_str()))
+            .then_some(first)
+    })
+    .await;
     // The second replica, on a connection of its own as a second process
     // would have: what it publishes is then counted apart from the first's.
-    let second_bus = Bus::connect(&p.env.bus.config, "conversation-b")
+    // Its id is one that rendezvous hashing gives some partitions, not all.
+    let topology = p.env.bus.bus.topology().clone();
+    let customers: Vec<String> = (1..=3).map(customer).collect();
+    let partitions_of: Vec<u16> = customers
+        .iter()
+        .map(|c| topology.conversation_partition(&r.id, c))
+        .collect();
+    let wins =
+        |id: &str, n: u16| desired_owner("conversation", n, [first.as_str(), id]) == Some(id);
+    let second = (0..)
+        .map(|i| format!("conversation-b{i}"))
+        .find(|id| {
+            partitions_of.iter().any(|&n| wins(id, n))
+                && !partitions_of.iter().all(|&n| wins(id, n))
+        })
+        .unwrap();
+    let mut config = p.env.bus.config.clone();
+    config.worker.replica_id = Some(second.clone());
+    let second_bus = Bus::connect(&config, "conversation-b")
         .await
         .expect("second connection");
-    conversation::start(
+    let second_ops = conversation::start(
         conversation::Config::for_tests(&p.env.db.url),
         second_bus.clone(),
         waiter_runtime::db::lazy_pool(&p.env.db.url, 8).expect("pool"),
         p.env.shutdown.clone(),
     )
     .await
-    .expect("second conversation replica");
-    // Both replicas pull from every partition.
-    eventually(
-        "two pending pulls on every conversation partition",
-        WAIT,
-        || async {
-            let waiting = pullers(&p.env.bus.bus).await;
-            waiting.iter().all(|&n| n >= 2).then_some(())
-        },
-    )
+    .expect("second conversation replica")
+    .addr;
+    // The partitions spread: each is held by one replica, both hold some.
+    eventually("the partitions spread over both replicas", WAIT, || async {
+        let owners = lease_owners(&p.env.bus.bus).await;
+        (owners.iter().all(Option::is_some)
+            && owners.iter().any(|o| o.as_deref() == Some(second.as_str()))
+            && owners.iter().any(|o| o.as_deref() == Some(first.as_str())))
+        .then_some(())
+    })
     .await;
-    let stats = second_bus.client().statistics();
-    let published_before = stats.out_messages.load(Ordering::Relaxed);
-
-    // Three customers, each posting 8 messages in order, all at once.
-    let customers: Vec<String> = (1..=3).map(customer).collect();
+    // Three customers, each posting 8 messages in order, all at once; at
+    // least one of them is on a partition of each replica.
     let bursts = customers.iter().enumerate().map(|(c, from)| {
         let p = &p;
         async move {
@@ -203,13 +235,18 @@ async fn two_conversation_replicas_keep_each_conversations_order() {
         assert_eq!(in_decided_order.len(), received.len());
     }
 
-    // The second replica took its share: each message it handles costs at
-    // least four publishes on its connection (the ack, the reply, the
-    // message.received and conversation.updated events), where idle it
-    // only renews a pull request per partition now and then.
-    let published = stats.out_messages.load(Ordering::Relaxed) - published_before;
+    // The second replica took its share: its own status counts what it
+    // acknowledged (at least the 8 messages of a customer on its partitions).
+    let status: serde_json::Value = reqwest::get(format!("http://{second_ops}/status"))
+        .await
+        .expect("GET /status")
+        .json()
+        .await
+        .expect("status JSON");
+    assert_eq!(status["replica"], second.as_str());
+    let handled = status["handled"].as_u64().unwrap_or(0);
     assert!(
-        published >= 20,
-        "the second replica published {published} messages: it handled (almost) nothing"
+        handled >= TEXTS.len() as u64,
+        "the second replica handled {handled} messages: {status}"
     );
 }

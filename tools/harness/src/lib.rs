@@ -147,6 +147,16 @@ impl TestBus {
     pub fn namespace(&self) -> &str {
         &self.config.namespace
     }
+
+    /// Another connection to this namespace, as another process (a
+    /// replica) would have, with its settings changed by `tweak`.
+    pub async fn connect(&self, tweak: impl FnOnce(&mut BusConfig)) -> Bus {
+        let mut config = self.config.clone();
+        tweak(&mut config);
+        Bus::connect(&config, "waiter-test-replica")
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach NATS at {}: {e}", config.url))
+    }
 }
 
 impl Drop for TestBus {
@@ -224,6 +234,46 @@ where
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// Every message of a stream on `filter` (wildcards allowed), oldest
+/// first, read without acknowledging anything. Empty when the stream does
+/// not exist yet.
+pub async fn read_stream(
+    bus: &Bus,
+    kind: waiter_nats::StreamKind,
+    filter: String,
+) -> Vec<async_nats::jetstream::Message> {
+    use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
+    use futures::StreamExt;
+    let Ok(stream) = bus
+        .jetstream()
+        .get_stream(bus.topology().stream_name(kind))
+        .await
+    else {
+        return vec![];
+    };
+    let reader: PullConsumer = stream
+        .create_consumer(pull::Config {
+            filter_subject: filter,
+            ack_policy: AckPolicy::None,
+            deliver_policy: DeliverPolicy::All,
+            inactive_threshold: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await
+        .expect("reader consumer");
+    let mut batch = reader
+        .fetch()
+        .max_messages(10_000)
+        .messages()
+        .await
+        .expect("fetch");
+    let mut out = vec![];
+    while let Some(message) = batch.next().await {
+        out.push(message.expect("message"));
+    }
+    out
 }
 
 /// A restaurant for tests: a unique number, account and token.

@@ -171,8 +171,14 @@ pub async fn list_dead_letters(limit: usize) -> anyhow::Result<()> {
                 println!(
                     "{}",
                     serde_json::json!({
-                        "seq": seq, "stage": l.stage, "reason": l.reason, "error_code": l.error_code,
-                        "subject": l.original_subject, "attempts": l.attempts, "failed_at": l.failed_at,
+                        "seq": seq, "stage": l.stage, "consumer": l.consumer,
+                        "reason": l.reason, "reason_class": l.reason_class,
+                        "code": l.code, "error_code": l.error_code,
+                        "restaurant_id": l.restaurant_id, "conversation_id": l.conversation_id,
+                        "recipient": l.recipient, "trace_id": l.trace_id,
+                        "subject": l.original_subject, "stream_sequence": l.stream_sequence,
+                        "attempts": l.attempts, "delivered": l.delivered, "failed_at": l.failed_at,
+                        "headers": l.original_headers,
                         "original": decode_to_json(&l.original).ok(),
                     })
                 );
@@ -222,11 +228,27 @@ pub async fn retry_dead_letters(only: Option<u64>) -> anyhow::Result<()> {
                 .await?;
             }
         }
+        // The original's trace id and kind, under a new Nats-Msg-Id: the
+        // original id may still be in the duplicate window, and a second
+        // retry of the same letter must not be swallowed either. Stages
+        // apply by the envelope's own id, so nothing is applied twice.
+        let header = |name: &str| {
+            letter
+                .original_headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        let original_id = header("Nats-Msg-Id").unwrap_or_else(|| format!("dlq:{seq}"));
+        let trace = header(waiter_nats::TRACE_HEADER)
+            .or(letter.trace_id.clone())
+            .unwrap_or_else(|| format!("dlq-retry:{seq}"));
+        let kind = header(waiter_nats::envelope::KIND_HEADER).unwrap_or_else(|| "dlq.retry".into());
         bus.publish_encoded(
             letter.original_subject.clone(),
-            &format!("dlq-retry:{seq}"),
-            &format!("dlq-retry:{seq}"),
-            "dlq.retry",
+            &format!("{original_id}:dlq-retry:{}", uuid::Uuid::new_v4().simple()),
+            &trace,
+            &kind,
             letter.original.clone(),
         )
         .await?;

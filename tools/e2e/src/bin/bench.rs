@@ -460,13 +460,38 @@ async fn main() -> anyhow::Result<()> {
             p99.unwrap_or(0.0)
         );
     }
-    println!("  worker outcomes");
-    for line in waiter_runtime::telemetry::metrics_handle().render().lines() {
-        if line.starts_with("waiter_worker_messages_total")
-            || (line.starts_with("waiter_worker_handle_seconds{")
-                && (line.contains("0.5\"") || line.contains("0.99\"")))
-            || (line.starts_with("waiter_bus_publish_seconds{")
-                && (line.contains("0.5\"") || line.contains("0.99\"")))
+    println!("  worker outcomes (summed over each stage's consumers)");
+    let rendered = waiter_runtime::telemetry::metrics_handle().render();
+    let mut outcomes: std::collections::BTreeMap<(String, String), f64> = Default::default();
+    for line in rendered.lines() {
+        if let Some(labels) = line.strip_prefix("waiter_worker_messages_total{") {
+            let label = |name: &str| {
+                labels
+                    .split(&format!("{name}=\""))
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let value: f64 = line
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            *outcomes
+                .entry((label("stage"), label("outcome")))
+                .or_default() += value;
+        }
+    }
+    for ((stage, outcome), n) in &outcomes {
+        println!("    {stage:<14} {outcome:<12} {n:>8}");
+    }
+    for line in rendered.lines() {
+        let quantile = line.contains("0.5\"") || line.contains("0.99\"");
+        if quantile
+            && (line.starts_with("waiter_worker_handle_seconds{")
+                || line.starts_with("waiter_worker_batch_size{")
+                || line.starts_with("waiter_bus_publish_seconds{"))
         {
             println!("    {line}");
         }
