@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod chat;
+pub mod stages;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -26,6 +27,9 @@ pub struct Options {
     /// `WAITER_SECRET_KEY` of ingest and outbound (default: the harness's
     /// test keyring, which sealed the restaurants' tokens).
     pub secret_keys: Option<waiter_harness::Keyring>,
+    /// Every stage on threads, a NATS connection and database connections
+    /// of its own, metered (`stages`); none: one shared runtime and bus.
+    pub per_stage: Option<stages::PerStage>,
 }
 
 impl Default for Options {
@@ -37,6 +41,7 @@ impl Default for Options {
             partitions: 4,
             postgres_proxy: false,
             secret_keys: None,
+            per_stage: None,
         }
     }
 }
@@ -52,6 +57,9 @@ pub struct Pipeline {
     /// The ops port (`/health`, `/ready`, `/status`, `/metrics`) of each
     /// pulling stage started here, by stage name.
     pub ops: std::collections::BTreeMap<&'static str, SocketAddr>,
+    /// Each stage's meters, with `Options::per_stage`.
+    pub stages: Vec<stages::Stage>,
+    _runtimes: Vec<stages::StageRuntime>,
 }
 
 impl Pipeline {
@@ -76,9 +84,8 @@ impl Pipeline {
             Some(proxy) => env.db.url_via(proxy.addr()),
             None => env.db.url.clone(),
         };
-        // Each stage its own pool, as each binary has in production.
-        let pool = || waiter_runtime::db::lazy_pool(&stage_url, 16).expect("pool");
         let shutdown = env.shutdown.clone();
+        let mut starter = Starter::new(&env, stage_url, options.per_stage);
 
         // The tenant directory before ingest starts, as `waiterctl` writes it.
         let directory = Directory::open(&bus).await.expect("directory");
@@ -89,77 +96,95 @@ impl Pipeline {
                 .expect("directory entry");
         }
 
-        let sim = Simulator::start(
-            SimConfig {
-                accounts: restaurants
-                    .iter()
-                    .map(|r| (r.account_sid.clone(), r.auth_token.clone()))
-                    .collect(),
-                status_callbacks: options.status_callbacks,
-                ..SimConfig::default()
-            },
-            shutdown.clone(),
-        )
-        .await
-        .expect("simulator");
+        let sim_config = SimConfig {
+            accounts: restaurants
+                .iter()
+                .map(|r| (r.account_sid.clone(), r.auth_token.clone()))
+                .collect(),
+            status_callbacks: options.status_callbacks,
+            ..SimConfig::default()
+        };
+        let s = shutdown.clone();
+        let sim = starter
+            .start("sim", &env, |_, _| async move {
+                Simulator::start(sim_config, s).await.expect("simulator")
+            })
+            .await;
 
         let mut ingest_config = ingest::Config::for_tests();
         if let Some(keys) = &options.secret_keys {
             ingest_config.secret_keys = keys.clone();
         }
-        let ingest = ingest::start(ingest_config, bus.clone(), shutdown.clone())
-            .await
-            .expect("ingest")
-            .addr;
+        let s = shutdown.clone();
+        let ingest = starter
+            .start("ingest", &env, |bus, _| async move {
+                ingest::start(ingest_config, bus, s)
+                    .await
+                    .expect("ingest")
+                    .addr
+            })
+            .await;
         sim.set_webhook_url(&format!("http://{ingest}/whatsapp/webhook"));
         let mut ops = std::collections::BTreeMap::new();
-        let router = router::start(
-            router::Config::for_tests(&env.db.url),
-            bus.clone(),
-            pool(),
-            shutdown.clone(),
-        )
-        .await
-        .expect("router");
-        ops.insert("router", router.addr);
+        let (url, s) = (env.db.url.clone(), shutdown.clone());
+        let router = starter
+            .start("router", &env, |bus, pool| async move {
+                router::start(router::Config::for_tests(&url), bus, pool, s)
+                    .await
+                    .expect("router")
+                    .addr
+            })
+            .await;
+        ops.insert("router", router);
         if options.conversation {
-            let conversation = conversation::start(
-                conversation::Config::for_tests(&env.db.url),
-                bus.clone(),
-                pool(),
-                shutdown.clone(),
-            )
-            .await
-            .expect("conversation");
-            ops.insert("conversation", conversation.addr);
+            let (url, s) = (env.db.url.clone(), shutdown.clone());
+            let conversation = starter
+                .start("conversation", &env, |bus, pool| async move {
+                    conversation::start(conversation::Config::for_tests(&url), bus, pool, s)
+                        .await
+                        .expect("conversation")
+                        .addr
+                })
+                .await;
+            ops.insert("conversation", conversation);
         }
-        let order = order::start(
-            order::Config::for_tests(&env.db.url),
-            bus.clone(),
-            pool(),
-            shutdown.clone(),
-        )
-        .await
-        .expect("order");
-        ops.insert("order", order.addr);
+        let (url, s) = (env.db.url.clone(), shutdown.clone());
+        let order = starter
+            .start("order", &env, |bus, pool| async move {
+                order::start(order::Config::for_tests(&url), bus, pool, s)
+                    .await
+                    .expect("order")
+                    .addr
+            })
+            .await;
+        ops.insert("order", order);
         let mut outbound_config = outbound::Config::for_tests(&sim.base_url());
         outbound_config.status_callback_url = Some(format!("http://{ingest}/whatsapp/status"));
         if let Some(keys) = &options.secret_keys {
             outbound_config.secret_keys = keys.clone();
         }
-        let outbound = outbound::start(outbound_config, bus.clone(), pool(), shutdown.clone())
-            .await
-            .expect("outbound");
-        ops.insert("outbound", outbound.addr);
-        let notifier = notifier::start(
+        let s = shutdown.clone();
+        let outbound = starter
+            .start("outbound", &env, |bus, pool| async move {
+                outbound::start(outbound_config, bus, pool, s)
+                    .await
+                    .expect("outbound")
+                    .addr
+            })
+            .await;
+        ops.insert("outbound", outbound);
+        let (notifier_config, s) = (
             notifier::Config::for_tests(JWT_SECRET, env.bus.config.clone()),
-            bus.clone(),
-            pool(),
             shutdown.clone(),
-        )
-        .await
-        .expect("notifier")
-        .addr;
+        );
+        let notifier = starter
+            .start("notifier", &env, |bus, pool| async move {
+                notifier::start(notifier_config, bus, pool, s)
+                    .await
+                    .expect("notifier")
+                    .addr
+            })
+            .await;
         Pipeline {
             env,
             sim,
@@ -168,6 +193,12 @@ impl Pipeline {
             notifier,
             postgres,
             ops,
+            stages: starter.stages,
+            _runtimes: starter
+                .runtimes
+                .into_iter()
+                .chain(starter.proxies)
+                .collect(),
         }
     }
 
@@ -263,5 +294,76 @@ impl Pipeline {
             .fetch_one(self.env.pool())
             .await
             .expect("count query")
+    }
+}
+
+/// Starts each stage on the test's runtime and bus, or with
+/// [`stages::PerStage`] on a runtime, a bus and named database
+/// connections of its own.
+struct Starter {
+    per_stage: Option<stages::PerStage>,
+    bus: waiter_nats::Bus,
+    bus_config: waiter_nats::BusConfig,
+    db_url: String,
+    /// Where the counting proxies run (their CPU is no stage's).
+    proxies: Option<stages::StageRuntime>,
+    stages: Vec<stages::Stage>,
+    runtimes: Vec<stages::StageRuntime>,
+}
+
+impl Starter {
+    fn new(env: &TestEnv, db_url: String, per_stage: Option<stages::PerStage>) -> Self {
+        let proxies = per_stage
+            .filter(|p| p.count_round_trips)
+            .map(|_| stages::runtime("pgproxy"));
+        Starter {
+            per_stage,
+            bus: env.bus.bus.clone(),
+            bus_config: env.bus.config.clone(),
+            db_url,
+            proxies,
+            stages: vec![],
+            runtimes: vec![],
+        }
+    }
+
+    async fn start<T, F, Fut>(&mut self, name: &'static str, env: &TestEnv, start: F) -> T
+    where
+        F: FnOnce(waiter_nats::Bus, sqlx::PgPool) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = |url: &str| waiter_runtime::db::lazy_pool(url, 16).expect("pool");
+        if self.per_stage.is_none() {
+            return start(self.bus.clone(), pool(&self.db_url)).await;
+        }
+        let (url, round_trips) = match &self.proxies {
+            Some(proxies) => {
+                let target = waiter_harness::TestDb::server_addr();
+                let (addr, count) = proxies.run(stages::counting_proxy(target)).await;
+                (env.db.url_via(addr), Some(count))
+            }
+            None => (self.db_url.clone(), None),
+        };
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{separator}application_name=waiter-{name}");
+        let runtime = stages::runtime(name);
+        let config = self.bus_config.clone();
+        let (bus, out) = runtime
+            .run(async move {
+                let bus = waiter_nats::Bus::connect(&config, name)
+                    .await
+                    .expect("stage bus");
+                let out = start(bus.clone(), pool(&url)).await;
+                (bus, out)
+            })
+            .await;
+        self.stages.push(stages::Stage {
+            name,
+            bus: Some(bus),
+            round_trips,
+        });
+        self.runtimes.push(runtime);
+        out
     }
 }

@@ -4,6 +4,11 @@
 //! end-to-end latency (webhook in → reply accepted by the simulated Twilio,
 //! and → `message.sent` on a dashboard socket), a loss/duplicate audit, and
 //! raw JetStream publish throughput measured in the same run.
+//! Each stage runs on threads, a NATS connection and database connections
+//! of its own, so the bench also reports what each hop costs per message.
+
+mod baselines;
+mod meters;
 
 use std::{
     collections::HashMap,
@@ -13,6 +18,8 @@ use std::{
     },
     time::{Duration, Instant},
 };
+
+use waiter_e2e::stages::PerStage;
 
 use chrono::{DateTime, Utc};
 use clap::Parser;
@@ -42,6 +49,21 @@ struct Args {
     /// Messages for the raw JetStream publish baseline.
     #[arg(long, default_value_t = 20000)]
     raw: usize,
+    /// Publishes in flight for the second raw baseline (the broker's
+    /// async capability).
+    #[arg(long, default_value_t = 512)]
+    raw_in_flight: usize,
+    /// Posts to a bare warp handler, ingest's baseline (0: skip).
+    #[arg(long, default_value_t = 10000)]
+    bare: usize,
+    /// Count each stage's database round trips through a proxy (adds a
+    /// hop to every query: use it for the per-hop table, not for throughput).
+    #[arg(long)]
+    round_trips: bool,
+    /// Every stage on the one runtime and bus of the bench, as before
+    /// (no per-stage figures).
+    #[arg(long)]
+    shared_runtime: bool,
     /// Also send status callbacks for every reply (triples ingest's load).
     #[arg(long)]
     status_callbacks: bool,
@@ -58,71 +80,8 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 
-fn hist() -> Histogram<u64> {
+pub(crate) fn hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram")
-}
-
-/// Raw JetStream: publish `n` payloads of webhook size, `concurrency` at a
-/// time, each awaiting its PubAck (what ingest does per webhook).
-async fn raw_baseline(p: &Pipeline, n: usize, concurrency: usize) -> (f64, Histogram<u64>) {
-    let js = p.env.bus.bus.jetstream().clone();
-    let ns = p.env.bus.config.namespace.clone();
-    let name = format!("{}_RAWBENCH", ns.to_uppercase());
-    let subject = format!("{ns}.rawbench");
-    js.get_or_create_stream(async_nats::jetstream::stream::Config {
-        name: name.clone(),
-        subjects: vec![subject.clone()],
-        duplicate_window: waiter_nats::streams::DUPLICATE_WINDOW,
-        ..Default::default()
-    })
-    .await
-    .expect("bench stream");
-    let payload = bytes::Bytes::from(vec![b'x'; 900]);
-    let latencies = Arc::new(Mutex::new(hist()));
-    let next = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (js, subject, payload, latencies, next) = (
-                js.clone(),
-                subject.clone(),
-                payload.clone(),
-                latencies.clone(),
-                next.clone(),
-            );
-            tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                    if i >= n {
-                        return;
-                    }
-                    let t = Instant::now();
-                    let mut headers = async_nats::HeaderMap::new();
-                    headers.insert(
-                        async_nats::header::NATS_MESSAGE_ID,
-                        format!("raw-{i}").as_str(),
-                    );
-                    let ack = js
-                        .publish_with_headers(subject.clone(), headers, payload.clone())
-                        .await
-                        .expect("publish");
-                    ack.await.expect("ack");
-                    latencies
-                        .lock()
-                        .unwrap()
-                        .record(t.elapsed().as_micros() as u64)
-                        .ok();
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.await.unwrap();
-    }
-    let rate = n as f64 / started.elapsed().as_secs_f64();
-    let _ = js.delete_stream(&name).await;
-    let h = latencies.lock().unwrap().clone();
-    (rate, h)
 }
 
 struct Sent {
@@ -156,6 +115,9 @@ async fn main() -> anyhow::Result<()> {
         partitions: args.partitions,
         secret_keys: None,
         postgres_proxy: false,
+        per_stage: (!args.shared_runtime).then_some(PerStage {
+            count_round_trips: args.round_trips,
+        }),
     })
     .await;
     // The benchmark measures the pipeline, not the tenants' limits.
@@ -167,15 +129,34 @@ async fn main() -> anyhow::Result<()> {
     .await?;
 
     println!(
-        "\n[1/3] raw JetStream publish baseline: {} messages, {} in flight",
-        args.raw, args.concurrency
+        "\n[1/3] baselines: raw JetStream publish, {} messages at {} and at {} in flight; {} posts to a bare warp handler",
+        args.raw, args.concurrency, args.raw_in_flight, args.bare
     );
-    let (raw_rate, raw_lat) = raw_baseline(&p, args.raw, args.concurrency).await;
+    let (raw_rate, raw_lat) = baselines::raw_publish(&p, args.raw, args.concurrency).await;
     println!(
         "      {raw_rate:.0} msg/s, ack p50 {:.2} ms, p99 {:.2} ms",
         ms(&raw_lat, 0.5),
         ms(&raw_lat, 0.99)
     );
+    let (async_rate, async_lat) = baselines::raw_publish(&p, args.raw, args.raw_in_flight).await;
+    println!(
+        "      {async_rate:.0} msg/s at {} in flight, ack p50 {:.2} ms, p99 {:.2} ms",
+        args.raw_in_flight,
+        ms(&async_lat, 0.5),
+        ms(&async_lat, 0.99)
+    );
+    let p = Arc::new(p);
+    let bare = match args.bare {
+        0 => None,
+        n => Some(baselines::bare_posts(&p, n, args.concurrency).await),
+    };
+    if let Some((rate, lat)) = &bare {
+        println!(
+            "      bare warp POST {rate:.0} /s, p50 {:.2} ms, p99 {:.2} ms",
+            ms(lat, 0.5),
+            ms(lat, 0.99)
+        );
+    }
 
     // Dashboards: one socket per restaurant, recording when each reply's
     // message.sent event arrives.
@@ -208,8 +189,8 @@ async fn main() -> anyhow::Result<()> {
     let refused = Arc::new(AtomicU64::new(0));
     let posts = Arc::new(AtomicU64::new(0));
     let next = Arc::new(AtomicU64::new(0));
+    let before = meters::read(&p).await;
     let started = Instant::now();
-    let p = Arc::new(p);
     // Each customer is owned by one worker: a customer's messages go one
     // after another, as a person types them.
     let per_worker: Vec<Vec<(usize, String)>> = (0..args.concurrency)
@@ -333,6 +314,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let pipeline_secs = started.elapsed().as_secs_f64();
+    let after = meters::read(&p).await;
     tokio::time::sleep(Duration::from_secs(2)).await; // late duplicates would show now
     progress.abort();
 
@@ -433,12 +415,33 @@ async fn main() -> anyhow::Result<()> {
         refused.load(Ordering::Relaxed)
     );
     println!(
-        "  ratio to raw publish    {:>9.1} %",
-        100.0 * accept_rate / raw_rate
+        "  raw publish, {:>4} in flight {async_rate:>6.0} msg/s    ack p50 {:>7.2} ms  p99 {:>7.2} ms",
+        args.raw_in_flight,
+        ms(&async_lat, 0.5),
+        ms(&async_lat, 0.99)
+    );
+    if let Some((rate, lat)) = &bare {
+        println!(
+            "  bare warp POST          {rate:>9.0} /s       p50 {:>7.2} ms  p99 {:>7.2} ms",
+            ms(lat, 0.5),
+            ms(lat, 0.99)
+        );
+        println!(
+            "  ingest / bare POST      {:>9.1} %",
+            100.0 * accept_rate / rate
+        );
+    }
+    println!(
+        "  ratio to raw publish    {:>9.1} %  ({:.1} % of raw publish at {} in flight)",
+        100.0 * accept_rate / raw_rate,
+        100.0 * accept_rate / async_rate,
+        args.raw_in_flight
     );
     println!(
-        "  answered end to end     {:>9.0} msg/s  ({unique} messages answered within {pipeline_secs:.1} s)",
-        unique as f64 / pipeline_secs
+        "  answered end to end     {:>9.0} msg/s  ({unique} messages answered within {pipeline_secs:.1} s; {:.2} % of raw publish at {} in flight)",
+        unique as f64 / pipeline_secs,
+        100.0 * unique as f64 / pipeline_secs / async_rate,
+        args.raw_in_flight
     );
     println!(
         "  webhook → reply at Twilio     p50 {:>8.1} ms  p99 {:>8.1} ms  ({} samples)",
@@ -495,6 +498,9 @@ async fn main() -> anyhow::Result<()> {
         {
             println!("    {line}");
         }
+    }
+    if !p.stages.is_empty() {
+        meters::report(&before, &after, unique);
     }
     println!("  audit");
     println!("    unique messages sent          {unique}");

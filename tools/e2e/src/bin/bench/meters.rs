@@ -1,0 +1,178 @@
+//! Per-hop cost: what each stage spent per answered message, read before
+//! and after the load (thread CPU from `/proc/self/task`, each stage's NATS
+//! connection statistics, the requests each stage's counting proxy saw,
+//! the CPU of each stage's PostgreSQL backends by `application_name`, and
+//! the database's transaction count).
+
+use std::{collections::BTreeMap, time::Duration};
+
+use sqlx::PgPool;
+use waiter_e2e::{stages, Pipeline};
+
+#[derive(Default, Clone)]
+struct StageReading {
+    cpu: Duration,
+    nats_out: u64,
+    nats_in: u64,
+    round_trips: Option<u64>,
+    backend_cpu: Duration,
+}
+
+pub struct Reading {
+    stages: BTreeMap<String, StageReading>,
+    /// Threads that are no stage's: the load generator, the harness.
+    other_cpu: Duration,
+    transactions: i64,
+    nats_server_cpu: Option<Duration>,
+    machine_busy: Duration,
+    machine_total: Duration,
+}
+
+/// The pids of this database's backends, by the stage their pool names.
+async fn backends(pool: &PgPool) -> Vec<(String, u32)> {
+    sqlx::query_as::<_, (String, i32)>(
+        "SELECT application_name, pid FROM pg_stat_activity WHERE datname = current_database()",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap_or_default()
+    .into_iter()
+    .filter_map(|(name, pid)| {
+        let stage = name.strip_prefix("waiter-")?.to_string();
+        Some((stage, u32::try_from(pid).ok()?))
+    })
+    .collect()
+}
+
+fn nats_server_pid() -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            (comm.trim() == "nats-server").then_some(pid)
+        })
+}
+
+/// Busy and total CPU time of the whole machine (every core).
+fn machine() -> (Duration, Duration) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(cpu) = stat.lines().next() else {
+        return Default::default();
+    };
+    let ticks: Vec<u64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = ticks.iter().sum();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    let tick = |t: u64| Duration::from_millis(t * 10);
+    (tick(total - idle), tick(total))
+}
+
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub async fn read(p: &Pipeline) -> Reading {
+    let threads = stages::thread_cpu();
+    let mut readings: BTreeMap<String, StageReading> = BTreeMap::new();
+    let mut other_cpu = Duration::ZERO;
+    for (thread, cpu) in &threads {
+        let owner = p
+            .stages
+            .iter()
+            .find(|s| stages::thread_name(s.name) == *thread);
+        match owner {
+            Some(stage) => readings.entry(stage.name.to_string()).or_default().cpu += *cpu,
+            None if thread.starts_with("st-") => {}
+            None => other_cpu += *cpu,
+        }
+    }
+    for stage in &p.stages {
+        let r = readings.entry(stage.name.to_string()).or_default();
+        (r.nats_out, r.nats_in) = stage.nats_messages();
+        r.round_trips = stage.db_round_trips();
+    }
+    for (stage, pid) in backends(p.env.pool()).await {
+        if let Some(cpu) = stages::process_cpu(pid) {
+            readings.entry(stage).or_default().backend_cpu += cpu;
+        }
+    }
+    let transactions: i64 = sqlx::query_scalar(
+        "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(p.env.pool())
+    .await
+    .unwrap_or(0);
+    let (machine_busy, machine_total) = machine();
+    Reading {
+        stages: readings,
+        other_cpu,
+        transactions,
+        nats_server_cpu: nats_server_pid().and_then(stages::process_cpu),
+        machine_busy,
+        machine_total,
+    }
+}
+
+/// Prints the per-hop table for `messages` answered messages.
+pub fn report(before: &Reading, after: &Reading, messages: usize) {
+    let n = messages.max(1) as f64;
+    let per = |d: Duration| d.as_secs_f64() * 1000.0 / n;
+    println!("  per answered message (per hop)");
+    println!(
+        "    {:<14} {:>9} {:>10} {:>10} {:>12} {:>13}",
+        "stage", "CPU ms", "NATS out", "NATS in", "DB requests", "PG backend ms"
+    );
+    let mut total_cpu = Duration::ZERO;
+    let mut total_backend = Duration::ZERO;
+    for (name, a) in &after.stages {
+        let b = before.stages.get(name).cloned().unwrap_or_default();
+        let cpu = a.cpu.saturating_sub(b.cpu);
+        let backend = a.backend_cpu.saturating_sub(b.backend_cpu);
+        total_cpu += cpu;
+        total_backend += backend;
+        let trips = match (a.round_trips, b.round_trips) {
+            (Some(a), Some(b)) => format!("{:.1}", (a - b) as f64 / n),
+            _ => "-".into(),
+        };
+        println!(
+            "    {name:<14} {:>9.3} {:>10.1} {:>10.1} {trips:>12} {:>13.3}",
+            per(cpu),
+            (a.nats_out - b.nats_out) as f64 / n,
+            (a.nats_in - b.nats_in) as f64 / n,
+            per(backend),
+        );
+    }
+    let other = after.other_cpu.saturating_sub(before.other_cpu);
+    let nats = match (after.nats_server_cpu, before.nats_server_cpu) {
+        (Some(a), Some(b)) => format!("{:.3}", per(a.saturating_sub(b))),
+        _ => "-".into(),
+    };
+    let busy = after.machine_busy.saturating_sub(before.machine_busy);
+    let total = after.machine_total.saturating_sub(before.machine_total);
+    println!(
+        "    stages {:.3} ms + their PostgreSQL backends {:.3} ms; load generator and harness {:.3} ms",
+        per(total_cpu),
+        per(total_backend),
+        per(other)
+    );
+    println!(
+        "    nats-server (shared with other users of the machine) {nats} ms; database transactions {:.1}",
+        (after.transactions - before.transactions) as f64 / n
+    );
+    println!(
+        "    whole machine {:.3} ms ({:.0} % busy over the run; load average {})",
+        per(busy),
+        100.0 * busy.as_secs_f64() / total.as_secs_f64().max(1e-9),
+        load_average()
+    );
+}
