@@ -2,6 +2,8 @@
 //! record the decision and its effects in one transaction, then publish the
 //! effects (outbox) before acknowledging.
 
+use std::sync::Arc;
+
 use chrono::{Duration as ChronoDuration, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -14,7 +16,7 @@ use waiter_nats::{
         StaffReply,
     },
     outbox::{self, OutboxError},
-    Bus, Delivery, Envelope, Failure, Handler, LetterContext, Outcome, Payload,
+    Bus, Envelope, Failure, LetterContext, Payload,
 };
 
 use crate::{
@@ -47,8 +49,8 @@ impl From<ConversationError> for Failure {
 }
 
 pub struct Conversations {
-    bus: Bus,
-    pool: PgPool,
+    pub(crate) bus: Bus,
+    pub(crate) pool: PgPool,
     catalogs: Catalogs,
 }
 
@@ -490,50 +492,55 @@ impl Conversations {
         }
     }
 
-    /// Applies the input in one transaction. Returns the conversation whose
-    /// outbox must be flushed, or `None` if the input was applied before.
-    async fn apply(
+    /// What the bot reads about the input's restaurant, fetched before the
+    /// transaction: fetched inside it, a cache miss would ask the pool for
+    /// a second connection while holding one, and with every partition
+    /// doing so at once they all wait on each other.
+    pub(crate) async fn catalog_for(
         &self,
-        envelope: &Envelope<ConversationInput>,
-    ) -> Result<Option<Uuid>, ConversationError> {
-        // What the bot reads about the restaurant is fetched before the
-        // transaction: fetched inside it, a cache miss would ask the pool
-        // for a second connection while holding one, and with every
-        // partition doing so at once they all wait on each other.
-        let restaurant = match &envelope.body {
+        input: &ConversationInput,
+    ) -> Result<Option<Arc<Catalog>>, ConversationError> {
+        let restaurant = match input {
             ConversationInput::Customer(m) => Some(m.restaurant_id),
             ConversationInput::OrderChanged(n) => Some(n.restaurant_id),
             ConversationInput::OrderRefused(r) => Some(r.restaurant_id),
             _ => None,
         };
-        let catalog =
-            match restaurant {
-                Some(id) => Some(self.catalogs.get(id).await?.ok_or_else(|| {
-                    ConversationError::Invalid(format!("unknown restaurant {id}"))
-                })?),
-                None => None,
-            };
-        let mut tx = self.pool.begin().await?;
-        if !outbox::first_application(&mut tx, STAGE, &envelope.id).await? {
-            return Ok(None);
+        match restaurant {
+            Some(id) => Ok(Some(self.catalogs.get(id).await?.ok_or_else(|| {
+                ConversationError::Invalid(format!("unknown restaurant {id}"))
+            })?)),
+            None => Ok(None),
         }
-        let conversation = match (&envelope.body, catalog) {
+    }
+
+    /// Applies the input inside the caller's transaction, with the catalog
+    /// [`Self::catalog_for`] fetched. `false`: it was applied before, and
+    /// nothing was changed.
+    pub(crate) async fn apply_in(
+        &self,
+        tx: &mut PgConnection,
+        envelope: &Envelope<ConversationInput>,
+        catalog: Option<Arc<Catalog>>,
+    ) -> Result<bool, ConversationError> {
+        if !outbox::first_application(tx, STAGE, &envelope.id).await? {
+            return Ok(false);
+        }
+        match (&envelope.body, catalog) {
             (ConversationInput::Customer(m), Some(catalog)) => {
-                self.customer_message(&mut tx, envelope, m, &catalog)
-                    .await?
+                self.customer_message(tx, envelope, m, &catalog).await?
             }
-            (ConversationInput::StaffReply(r), _) => self.staff_reply(&mut tx, envelope, r).await?,
-            (ConversationInput::SetBotActive(s), _) => self.set_bot(&mut tx, envelope, s).await?,
+            (ConversationInput::StaffReply(r), _) => self.staff_reply(tx, envelope, r).await?,
+            (ConversationInput::SetBotActive(s), _) => self.set_bot(tx, envelope, s).await?,
             (ConversationInput::OrderChanged(n), Some(catalog)) => {
-                self.order_changed(&mut tx, envelope, n, &catalog).await?
+                self.order_changed(tx, envelope, n, &catalog).await?
             }
             (ConversationInput::OrderRefused(r), Some(catalog)) => {
-                self.order_refused(&mut tx, envelope, r, &catalog).await?
+                self.order_refused(tx, envelope, r, &catalog).await?
             }
             (_, None) => unreachable!("customer messages and order notices have their catalog"),
         };
-        tx.commit().await?;
-        Ok(Some(conversation))
+        Ok(true)
     }
 
     async fn customer_message(
@@ -838,7 +845,7 @@ impl Conversations {
     }
 
     /// Who a dead letter of this input concerns.
-    fn context_of(input: &ConversationInput) -> LetterContext {
+    pub(crate) fn context_of(input: &ConversationInput) -> LetterContext {
         let (restaurant_id, recipient) = match input {
             ConversationInput::Customer(m) => (m.restaurant_id, Some(m.customer.clone())),
             ConversationInput::StaffReply(r) => (r.restaurant_id, None),
@@ -854,40 +861,13 @@ impl Conversations {
     }
 
     /// The conversation an input belongs to, computable before any I/O.
-    fn conversation_of(input: &ConversationInput) -> Uuid {
+    pub(crate) fn conversation_of(input: &ConversationInput) -> Uuid {
         match input {
             ConversationInput::Customer(m) => ids::conversation(m.restaurant_id, &m.customer),
             ConversationInput::StaffReply(r) => r.conversation_id,
             ConversationInput::SetBotActive(s) => s.conversation_id,
             ConversationInput::OrderChanged(n) => n.conversation_id,
             ConversationInput::OrderRefused(r) => r.conversation_id,
-        }
-    }
-}
-
-impl Handler for Conversations {
-    type Message = ConversationInput;
-
-    async fn handle(&self, envelope: Envelope<ConversationInput>, _delivery: Delivery) -> Outcome {
-        let conversation = Self::conversation_of(&envelope.body);
-        let failed = |e: ConversationError| {
-            Outcome::Retry(Failure::from(e).with_context(Self::context_of(&envelope.body)))
-        };
-        // Effects a crashed predecessor committed but did not publish go
-        // first, so replies keep the order they were decided in.
-        if let Err(e) = outbox::flush(&self.pool, &self.bus, conversation).await {
-            return failed(e.into());
-        }
-        let applied = match self.apply(&envelope).await {
-            Ok(applied) => applied,
-            Err(e) => return failed(e),
-        };
-        if applied.is_none() {
-            metrics::counter!("waiter_conversation_duplicates_total").increment(1);
-        }
-        match outbox::flush(&self.pool, &self.bus, conversation).await {
-            Ok(_) => Outcome::Ack,
-            Err(e) => failed(e.into()),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! in one transaction with the bot's decision and the effects it stages in
 //! the outbox; the effects are published before the input is acknowledged.
 
+mod batch;
 pub mod catalog;
 pub mod handler;
 pub mod store;

@@ -102,6 +102,23 @@ pub async fn flush(pool: &PgPool, bus: &Bus, aggregate_id: Uuid) -> Result<usize
     publish_rows(pool, bus, rows).await
 }
 
+/// [`flush`] for the aggregates of a batch of inputs at once: one query,
+/// one publish whose PubAcks are awaited together, one update.
+pub async fn flush_all(
+    pool: &PgPool,
+    bus: &Bus,
+    aggregate_ids: &[Uuid],
+) -> Result<usize, OutboxError> {
+    let rows: Vec<Pending> = sqlx::query_as(
+        "SELECT seq, subject, msg_id, trace_id, kind, payload FROM outbox \
+         WHERE aggregate_id = ANY($1) AND published_at IS NULL ORDER BY seq",
+    )
+    .bind(aggregate_ids)
+    .fetch_all(pool)
+    .await?;
+    publish_rows(pool, bus, rows).await
+}
+
 /// Publishes effects left unpublished for longer than `older_than` (a
 /// stage died after committing and its input will not come back soon).
 pub async fn sweep(pool: &PgPool, bus: &Bus, older_than: Duration) -> Result<usize, OutboxError> {

@@ -22,25 +22,41 @@ pub struct AuditRecord<'a> {
     pub received_at: DateTime<Utc>,
 }
 
-pub async fn record(pool: &PgPool, r: AuditRecord<'_>) -> Result<(), sqlx::Error> {
-    let params = serde_json::to_value(r.params).unwrap_or_default();
+/// Writes the audit rows of a batch in one statement (rows written
+/// before are kept as they are).
+pub async fn record_all(pool: &PgPool, rows: &[AuditRecord<'_>]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&AuditRecord<'_>) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+    let restaurants: Vec<Option<Uuid>> = rows.iter().map(|r| r.restaurant_id).collect();
+    let params: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| serde_json::to_value(r.params).unwrap_or_default())
+        .collect();
+    let received: Vec<DateTime<Utc>> = rows.iter().map(|r| r.received_at).collect();
     sqlx::query(
         "INSERT INTO webhook_audit (event_id, endpoint, restaurant_id, account_sid, message_sid, \
-            outcome, reason, params, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+            outcome, reason, params, received_at) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], \
+            $6::text[], $7::text[], $8::jsonb[], $9::timestamptz[]) \
          ON CONFLICT (event_id) DO NOTHING",
     )
-    .bind(r.event_id)
-    .bind(r.endpoint)
-    .bind(r.restaurant_id)
-    .bind(r.account_sid)
-    .bind(r.message_sid)
-    .bind(r.outcome.as_str())
-    .bind(r.reason)
+    .bind(column(|r| Some(r.event_id.to_string())))
+    .bind(column(|r| Some(r.endpoint.to_string())))
+    .bind(restaurants)
+    .bind(column(|r| r.account_sid.map(str::to_string)))
+    .bind(column(|r| r.message_sid.map(str::to_string)))
+    .bind(column(|r| Some(r.outcome.as_str().to_string())))
+    .bind(column(|r| r.reason.map(str::to_string)))
     .bind(params)
-    .bind(r.received_at)
+    .bind(received)
     .execute(pool)
     .await?;
-    metrics::counter!("waiter_router_audit_total", "outcome" => r.outcome.as_str()).increment(1);
+    for r in rows {
+        metrics::counter!("waiter_router_audit_total", "outcome" => r.outcome.as_str())
+            .increment(1);
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 //! checks signatures with in step with the restaurants table.
 
 pub mod audit;
+mod batch;
 pub mod directory_sync;
 pub mod limits;
 pub mod retention;

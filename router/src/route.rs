@@ -7,13 +7,10 @@ use sqlx::PgPool;
 use waiter_migrations::Restaurant;
 use waiter_nats::{
     messages::{ConversationInput, CustomerMessage, InboundMessage, WebhookOutcome},
-    Bus, Delivery, Envelope, Failure, Handler, LetterContext, Outcome,
+    Bus, BusError, EncodedMessage, Envelope, Failure, LetterContext, Outcome, Payload,
 };
 
-use crate::{
-    audit::{self, AuditRecord},
-    limits::InboundLimits,
-};
+use crate::{audit::AuditRecord, limits::InboundLimits};
 
 /// Why a message is not forwarded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +23,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    fn outcome(&self) -> WebhookOutcome {
+    pub(crate) fn outcome(&self) -> WebhookOutcome {
         match self {
             Refusal::UnknownNumber => WebhookOutcome::UnknownNumber,
             Refusal::AccountMismatch | Refusal::ServiceMismatch => WebhookOutcome::AccountMismatch,
@@ -34,7 +31,7 @@ impl Refusal {
         }
     }
 
-    fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             Refusal::UnknownNumber => "no restaurant has this WhatsApp number",
             Refusal::AccountMismatch => {
@@ -71,8 +68,8 @@ pub fn admit(restaurant: &Restaurant, message: &InboundMessage) -> Result<(), Re
 }
 
 pub struct Router {
-    bus: Bus,
-    pool: PgPool,
+    pub(crate) bus: Bus,
+    pub(crate) pool: PgPool,
     by_number: Cache<String, Option<Arc<Restaurant>>>,
     limits: InboundLimits,
 }
@@ -102,85 +99,109 @@ impl Router {
             .await;
         Ok(found)
     }
-
-    async fn audit(
-        &self,
-        envelope: &Envelope<InboundMessage>,
-        restaurant: Option<&Restaurant>,
-        outcome: WebhookOutcome,
-        reason: Option<&str>,
-    ) -> Result<(), sqlx::Error> {
-        let m = &envelope.body;
-        audit::record(
-            &self.pool,
-            AuditRecord {
-                event_id: &format!("inbound:{}", m.message_sid),
-                endpoint: "message",
-                restaurant_id: restaurant.map(|r| r.id),
-                account_sid: Some(&m.account_sid),
-                message_sid: Some(&m.message_sid),
-                outcome,
-                reason,
-                params: &m.params,
-                received_at: m.received_at,
-            },
-        )
-        .await
-    }
 }
 
-impl Router {
-    /// Audits a refused message and acknowledges it: it can never be
-    /// routed, and the audit row is its record (a dead letter per spam
-    /// message to an unknown number would let anyone fill that stream).
-    async fn refuse(
-        &self,
-        envelope: &Envelope<InboundMessage>,
-        restaurant: Option<&Restaurant>,
+/// What the router decided about one message, before anything is written.
+pub(crate) enum Verdict {
+    Refused {
+        restaurant: Option<Arc<Restaurant>>,
         refusal: Refusal,
-    ) -> Outcome {
+    },
+    Forward {
+        restaurant: Arc<Restaurant>,
+        /// Why the bot will not answer (over an inbound limit).
+        limited: Option<String>,
+    },
+}
+
+impl Verdict {
+    pub(crate) fn restaurant(&self) -> Option<&Restaurant> {
+        match self {
+            Verdict::Refused { restaurant, .. } => restaurant.as_deref(),
+            Verdict::Forward { restaurant, .. } => Some(restaurant),
+        }
+    }
+
+    pub(crate) fn outcome(&self) -> WebhookOutcome {
+        match self {
+            Verdict::Refused { refusal, .. } => refusal.outcome(),
+            Verdict::Forward { limited: None, .. } => WebhookOutcome::Accepted,
+            Verdict::Forward {
+                limited: Some(_), ..
+            } => WebhookOutcome::RateLimited,
+        }
+    }
+
+    fn reason(&self) -> Option<&str> {
+        match self {
+            Verdict::Refused { refusal, .. } => Some(refusal.reason()),
+            Verdict::Forward { limited, .. } => limited.as_deref(),
+        }
+    }
+
+    /// The audit row of `envelope` under this verdict (`event_id` is
+    /// [`event_id`] of it).
+    pub(crate) fn audit<'a>(
+        &'a self,
+        envelope: &'a Envelope<InboundMessage>,
+        event_id: &'a str,
+    ) -> AuditRecord<'a> {
         let m = &envelope.body;
-        tracing::warn!(to = %m.to, account = %m.account_sid, sid = %m.message_sid,
-            reason = refusal.reason(), "inbound message refused");
-        match self
-            .audit(
-                envelope,
-                restaurant,
-                refusal.outcome(),
-                Some(refusal.reason()),
-            )
-            .await
-        {
-            Ok(()) => {
-                metrics::counter!("waiter_router_refused_total", "outcome" => refusal.outcome().as_str())
-                    .increment(1);
-                Outcome::Ack
-            }
-            Err(e) => Outcome::Retry(Failure::from(e).while_doing("audit").with_context(
-                LetterContext {
-                    restaurant_id: restaurant.map(|r| r.id),
-                    recipient: Some(envelope.body.from.clone()),
-                    ..LetterContext::default()
-                },
-            )),
+        AuditRecord {
+            event_id,
+            endpoint: "message",
+            restaurant_id: self.restaurant().map(|r| r.id),
+            account_sid: Some(&m.account_sid),
+            message_sid: Some(&m.message_sid),
+            outcome: self.outcome(),
+            reason: self.reason(),
+            params: &m.params,
+            received_at: m.received_at,
+        }
+    }
+
+    /// Who a dead letter of this message concerns.
+    pub(crate) fn context(&self, message: &InboundMessage) -> LetterContext {
+        LetterContext {
+            restaurant_id: self.restaurant().map(|r| r.id),
+            recipient: Some(message.from.clone()),
+            ..LetterContext::default()
         }
     }
 }
 
-impl Handler for Router {
-    type Message = InboundMessage;
+/// The idempotency key of a message's audit row.
+pub(crate) fn event_id(message: &InboundMessage) -> String {
+    format!("inbound:{}", message.message_sid)
+}
 
-    async fn handle(&self, envelope: Envelope<InboundMessage>, _delivery: Delivery) -> Outcome {
-        let message = &envelope.body;
+impl Router {
+    /// Decides about one message: its restaurant (cached), whether it may
+    /// enter, and the inbound limits. Only the restaurant lookup can fail.
+    pub(crate) async fn decide(&self, message: &InboundMessage) -> Result<Verdict, Outcome> {
         let restaurant = match self.restaurant(&message.to).await {
             Ok(found) => found,
-            Err(e) => return Outcome::Retry(Failure::from(e).while_doing("restaurant lookup")),
+            Err(e) => {
+                return Err(Outcome::Retry(
+                    Failure::from(e).while_doing("restaurant lookup"),
+                ))
+            }
         };
         let restaurant = match restaurant {
-            None => return self.refuse(&envelope, None, Refusal::UnknownNumber).await,
+            None => {
+                return Ok(Verdict::Refused {
+                    restaurant: None,
+                    refusal: Refusal::UnknownNumber,
+                })
+            }
             Some(r) => match admit(&r, message) {
                 Ok(()) => r,
-                Err(refusal) => return self.refuse(&envelope, Some(&r), refusal).await,
+                Err(refusal) => {
+                    return Ok(Verdict::Refused {
+                        restaurant: Some(r),
+                        refusal,
+                    })
+                }
             },
         };
         let decision = self.limits.check(
@@ -190,21 +211,22 @@ impl Handler for Router {
             &message.from,
         );
         let limited = decision.reason().map(str::to_string);
-        let (outcome, reason) = match &limited {
-            None => (WebhookOutcome::Accepted, None),
-            Some(reason) => (WebhookOutcome::RateLimited, Some(reason.as_str())),
-        };
-        let context = LetterContext {
-            restaurant_id: Some(restaurant.id),
-            recipient: Some(message.from.clone()),
-            ..LetterContext::default()
-        };
-        if let Err(e) = self
-            .audit(&envelope, Some(&restaurant), outcome, reason)
-            .await
-        {
-            return Outcome::Retry(Failure::from(e).while_doing("audit").with_context(context));
-        }
+        Ok(Verdict::Forward {
+            restaurant,
+            limited,
+        })
+    }
+
+    /// The conversation input a forwarded message becomes, encoded for its
+    /// partition of CONV (its id is the MessageSid, so a second forward of
+    /// it is stored once).
+    pub(crate) fn forward(
+        &self,
+        envelope: &Envelope<InboundMessage>,
+        restaurant: &Restaurant,
+        limited: Option<String>,
+    ) -> Result<EncodedMessage, BusError> {
+        let message = &envelope.body;
         let topology = self.bus.topology();
         let customer = message.from.clone();
         let partition = topology.conversation_partition(&restaurant.id, &customer);
@@ -215,21 +237,12 @@ impl Handler for Router {
             inbound: message.clone(),
         }));
         let forward = envelope.follow(message.message_sid.clone(), input);
-        match self
-            .bus
-            .publish(topology.conversation(partition), &forward)
-            .await
-        {
-            Ok(_) => {
-                metrics::counter!("waiter_router_forwarded_total", "outcome" => outcome.as_str())
-                    .increment(1);
-                Outcome::Ack
-            }
-            Err(e) => Outcome::Retry(
-                Failure::from(e)
-                    .while_doing("forward")
-                    .with_context(context),
-            ),
-        }
+        Ok(EncodedMessage {
+            subject: topology.conversation(partition),
+            payload: forward.encode()?,
+            msg_id: forward.id,
+            trace_id: forward.trace_id,
+            kind: ConversationInput::KIND.to_string(),
+        })
     }
 }

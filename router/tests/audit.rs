@@ -1,12 +1,13 @@
 //! The audit log's storage: refusal counts stored idempotently, old rows
-//! pruned.
+//! pruned; a window of messages routed with one audit statement and its
+//! forwards published together, nothing written or forwarded twice.
 
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use router::{audit, retention};
 use waiter_harness::TestDb;
-use waiter_nats::messages::{RefusedSample, RefusedWebhooks, WebhookOutcome};
+use waiter_nats::messages::{InboundMessage, RefusedSample, RefusedWebhooks, WebhookOutcome};
 
 fn report(count: u64, samples: usize, minute: chrono::DateTime<Utc>) -> RefusedWebhooks {
     RefusedWebhooks {
@@ -104,4 +105,97 @@ async fn rows_older_than_the_retention_are_pruned() {
             .unwrap(),
         0
     );
+}
+
+fn inbound(
+    sid: &str,
+    to: &str,
+    account_sid: &str,
+    from: &str,
+) -> waiter_nats::Incoming<InboundMessage> {
+    let message = InboundMessage {
+        message_sid: sid.into(),
+        account_sid: account_sid.into(),
+        from: from.into(),
+        to: to.into(),
+        body: "hello".into(),
+        params: vec![("Body".into(), "hello".into())],
+        received_at: Utc::now(),
+        ..InboundMessage::default()
+    };
+    waiter_nats::Incoming {
+        envelope: waiter_nats::Envelope::new(sid, format!("trace-{sid}"), message),
+        delivery: waiter_nats::Delivery {
+            subject: "test".into(),
+            stream_sequence: 1,
+            delivered: 1,
+            attempt: 1,
+            trace_id: None,
+        },
+    }
+}
+
+#[tokio::test]
+async fn a_window_is_audited_in_one_statement_and_forwarded_once() {
+    use waiter_nats::{BatchHandler, Outcome, StreamKind};
+    let env = waiter_harness::TestEnv::new().await;
+    let r = waiter_harness::add_restaurant(env.pool(), "routed", "en").await;
+    let bus = env.bus.bus.clone();
+    bus.ensure_streams(&[StreamKind::Ingest, StreamKind::Conversation])
+        .await
+        .unwrap();
+    let router =
+        router::route::Router::new(bus.clone(), env.pool().clone(), Duration::from_secs(10));
+    let batch = || {
+        vec![
+            inbound("SMone", &r.number, &r.account_sid, "whatsapp:+966500000201"),
+            inbound(
+                "SMnobody",
+                "whatsapp:+10000000000",
+                &r.account_sid,
+                "whatsapp:+966500000202",
+            ),
+            inbound("SMtwo", &r.number, &r.account_sid, "whatsapp:+966500000203"),
+            inbound(
+                "SMforeign",
+                &r.number,
+                "AC0000000000000000000000000000dead",
+                "whatsapp:+966500000204",
+            ),
+        ]
+    };
+    let forwarded = || async {
+        let stream = bus
+            .jetstream()
+            .get_stream(bus.topology().stream_name(StreamKind::Conversation))
+            .await
+            .unwrap();
+        stream.cached_info().state.messages
+    };
+    for round in 0..2 {
+        let outcomes = router
+            .handle_batch(waiter_nats::Batch::detached(batch()))
+            .await;
+        assert_eq!(outcomes, vec![Outcome::Ack; 4], "round {round}");
+        let audited: Vec<(String, String)> =
+            sqlx::query_as("SELECT message_sid, outcome FROM webhook_audit ORDER BY message_sid")
+                .fetch_all(env.pool())
+                .await
+                .unwrap();
+        assert_eq!(
+            audited,
+            vec![
+                ("SMforeign".to_string(), "account_mismatch".to_string()),
+                ("SMnobody".to_string(), "unknown_number".to_string()),
+                ("SMone".to_string(), "accepted".to_string()),
+                ("SMtwo".to_string(), "accepted".to_string()),
+            ],
+            "round {round}: one row per message, kept once"
+        );
+        assert_eq!(
+            forwarded().await,
+            2,
+            "round {round}: the two accepted messages, stored once"
+        );
+    }
 }

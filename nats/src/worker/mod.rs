@@ -186,6 +186,15 @@ impl<T> Batch<T> {
     pub fn still_held(&self) -> bool {
         self.holding.0.may_work()
     }
+
+    /// A batch handed to a handler outside the worker loop (a test driving
+    /// a stage's handler directly): always held.
+    pub fn detached(messages: Vec<Incoming<T>>) -> Self {
+        Self {
+            messages,
+            holding: Holding(Arc::new(held::Open)),
+        }
+    }
 }
 
 /// The lease behind a [`Batch`].

@@ -1,0 +1,136 @@
+//! A window of one partition's inputs in one transaction.
+//!
+//! Each input runs under a savepoint of its own: one that fails is rolled
+//! back alone and ends the batch with its own outcome, while the inputs
+//! before it commit. The dedup (`applied_inputs`) and the outbox are the
+//! per-input ones; what the batch shares is the transaction (one commit
+//! instead of one per input) and the outbox work: the effects a crashed
+//! predecessor left are published before the batch, and the batch's own
+//! after its commit, each as one query and one publish whose PubAcks are
+//! awaited together, before any input is acknowledged.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+use waiter_nats::{
+    messages::ConversationInput, outbox, Batch, BatchHandler, Envelope, Failure, Incoming, Outcome,
+};
+
+use crate::{
+    catalog::Catalog,
+    handler::{ConversationError, Conversations},
+};
+
+fn failed(input: &ConversationInput, e: impl Into<Failure>) -> Outcome {
+    Outcome::Retry(e.into().with_context(Conversations::context_of(input)))
+}
+
+impl BatchHandler for Conversations {
+    type Message = ConversationInput;
+
+    async fn handle_batch(&self, batch: Batch<ConversationInput>) -> Vec<Outcome> {
+        let Some(first) = batch.messages.first() else {
+            return vec![];
+        };
+        let first = &first.envelope.body;
+        let mut aggregates: Vec<Uuid> = batch
+            .messages
+            .iter()
+            .map(|m| Conversations::conversation_of(&m.envelope.body))
+            .collect();
+        aggregates.sort_unstable();
+        aggregates.dedup();
+        // Effects a crashed predecessor committed but did not publish go
+        // first, so replies keep the order they were decided in.
+        if let Err(e) = outbox::flush_all(&self.pool, &self.bus, &aggregates).await {
+            return vec![failed(first, e)];
+        }
+        // Catalogs before the transaction (see `Conversations::catalog_for`);
+        // the batch ends before an input whose catalog cannot be had.
+        let mut prepared: Vec<(&Envelope<ConversationInput>, Option<Arc<Catalog>>)> = vec![];
+        let mut stopped = None;
+        for Incoming { envelope, .. } in &batch.messages {
+            match self.catalog_for(&envelope.body).await {
+                Ok(catalog) => prepared.push((envelope, catalog)),
+                Err(e) => {
+                    stopped = Some(failed(&envelope.body, e));
+                    break;
+                }
+            }
+        }
+        let mut outcomes = match self.apply_all(&batch, &prepared).await {
+            Ok(applied) => applied,
+            Err(e) => return vec![failed(first, e)],
+        };
+        if outcomes.iter().all(|o| *o == Outcome::Ack) {
+            outcomes.extend(stopped);
+        }
+        if outcomes.first() != Some(&Outcome::Ack) {
+            // Nothing committed (or only the first input failed).
+            return outcomes;
+        }
+        match outbox::flush_all(&self.pool, &self.bus, &aggregates).await {
+            Ok(_) => outcomes,
+            Err(e) => vec![failed(first, e)],
+        }
+    }
+}
+
+impl Conversations {
+    /// Applies `prepared` in one transaction, a savepoint per input. Returns
+    /// `Ack` for every input committed (applied or found applied before),
+    /// then the outcome of the input that failed, if one did. An error is
+    /// one of the transaction itself: nothing was committed.
+    async fn apply_all(
+        &self,
+        batch: &Batch<ConversationInput>,
+        prepared: &[(&Envelope<ConversationInput>, Option<Arc<Catalog>>)],
+    ) -> Result<Vec<Outcome>, ConversationError> {
+        let mut outcomes = Vec::with_capacity(prepared.len());
+        if prepared.is_empty() {
+            return Ok(outcomes);
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut duplicates = 0;
+        for (n, (envelope, catalog)) in prepared.iter().enumerate() {
+            // One round trip: the previous input's savepoint is kept.
+            let mark = if n == 0 {
+                "SAVEPOINT input"
+            } else {
+                "RELEASE SAVEPOINT input; SAVEPOINT input"
+            };
+            simple(&mut tx, mark).await?;
+            match self.apply_in(&mut tx, envelope, catalog.clone()).await {
+                Ok(applied) => {
+                    duplicates += usize::from(!applied);
+                    outcomes.push(Outcome::Ack);
+                }
+                Err(e) => {
+                    simple(&mut tx, "ROLLBACK TO SAVEPOINT input").await?;
+                    outcomes.push(failed(&envelope.body, e));
+                    break;
+                }
+            }
+        }
+        if outcomes.first() != Some(&Outcome::Ack) {
+            return Ok(outcomes);
+        }
+        if !batch.still_held() {
+            // A successor may already have applied these: leave them to it.
+            return Ok(vec![]);
+        }
+        tx.commit().await?;
+        if duplicates > 0 {
+            metrics::counter!("waiter_conversation_duplicates_total").increment(duplicates as u64);
+        }
+        Ok(outcomes)
+    }
+}
+
+/// Savepoint commands, sent as one simple query (a `&str` without
+/// arguments: several statements, one round trip).
+async fn simple(conn: &mut sqlx::PgConnection, sql: &'static str) -> Result<(), sqlx::Error> {
+    use sqlx::Executor;
+    conn.execute(sql).await?;
+    Ok(())
+}
