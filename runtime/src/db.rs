@@ -15,6 +15,10 @@ pub fn lazy_pool(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error>
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(3))
         .idle_timeout(Some(Duration::from_secs(300)))
+        // No ping before every acquire: it doubled the round trips of every
+        // autocommit statement. A connection that died idle fails its next
+        // query, which the worker retries as transient and the pool replaces.
+        .test_before_acquire(false)
         .connect_lazy_with(options))
 }
 
