@@ -88,7 +88,7 @@ async fn a_killed_conversation_stage_processes_every_accepted_message_once_after
     let decided: Vec<(String,)> = sqlx::query_as(
         "SELECT o.body FROM messages o JOIN messages i ON i.id = o.reply_to \
          JOIN conversations c ON c.id = o.conversation_id \
-         WHERE c.customer = $1 AND o.direction = 'out' ORDER BY i.created_at, i.id, o.reply_index",
+         WHERE c.customer = $1 AND o.direction = 'out' ORDER BY i.created_at, i.seq, o.reply_index",
     )
     .bind(customer)
     .fetch_all(p.env.pool())
