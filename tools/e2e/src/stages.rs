@@ -150,6 +150,16 @@ pub(crate) async fn counting_proxy(target: SocketAddr) -> (SocketAddr, Arc<Atomi
     (addr, count)
 }
 
+/// The machine's load averages (1, 5, 15 minutes), as `/proc/loadavg` says.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// CPU time (user + system) per thread name of this process.
 pub fn thread_cpu() -> BTreeMap<String, Duration> {
     let mut by_name = BTreeMap::new();

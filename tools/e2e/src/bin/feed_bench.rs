@@ -558,12 +558,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "  load average            {} (other work on the machine during the run)",
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        waiter_e2e::stages::load_average()
     );
     println!(
         "  sockets                 {} over {} restaurants ({:.1} per restaurant)",

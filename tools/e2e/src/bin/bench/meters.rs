@@ -72,15 +72,6 @@ fn machine() -> (Duration, Duration) {
     (tick(total - idle), tick(total))
 }
 
-pub fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 pub async fn read(p: &Pipeline) -> Reading {
     let threads = stages::thread_cpu();
     let mut readings: BTreeMap<String, StageReading> = BTreeMap::new();
@@ -173,6 +164,6 @@ pub fn report(before: &Reading, after: &Reading, messages: usize) {
         "    whole machine {:.3} ms ({:.0} % busy over the run; load average {})",
         per(busy),
         100.0 * busy.as_secs_f64() / total.as_secs_f64().max(1e-9),
-        load_average()
+        stages::load_average()
     );
 }
