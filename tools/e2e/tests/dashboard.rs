@@ -17,6 +17,14 @@ static ONE_BROWSER_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 const WIDE: (u32, u32) = (1366, 900);
 
+/// The first restaurant's orders board, signed in.
+async fn orders_board(p: &Pipeline) -> Browser {
+    let browser = Browser::start(WIDE.0, WIDE.1).await;
+    sign_in_by_pasting(&browser, &format!("http://{}/", p.notifier), &p.token(0)).await;
+    browser.click("[data-testid=tab-orders]").await;
+    browser
+}
+
 /// Opens the dashboard at `base` and signs in by pasting the token.
 async fn sign_in_by_pasting(browser: &Browser, base: &str, token: &str) {
     browser.goto(base).await;
@@ -201,9 +209,7 @@ async fn an_order_placed_by_chatting_is_moved_on_the_board_and_its_low_rating_st
         .execute(p.env.pool())
         .await
         .unwrap();
-    let browser = Browser::start(WIDE.0, WIDE.1).await;
-    sign_in_by_pasting(&browser, &format!("http://{}/", p.notifier), &p.token(0)).await;
-    browser.click("[data-testid=tab-orders]").await;
+    let browser = orders_board(&p).await;
 
     let chat = Chat::new(&p, r, customer(72), Some("Faisal"));
     let order = place_order(&chat, None).await;
@@ -342,9 +348,7 @@ async fn a_move_refused_with_409_is_explained_and_the_card_shows_the_order_as_it
     let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
     let p = Pipeline::start().await;
     let r = p.restaurant(0);
-    let browser = Browser::start(WIDE.0, WIDE.1).await;
-    sign_in_by_pasting(&browser, &format!("http://{}/", p.notifier), &p.token(0)).await;
-    browser.click("[data-testid=tab-orders]").await;
+    let browser = orders_board(&p).await;
 
     let chat = Chat::new(&p, r, customer(73), Some("Huda"));
     let order = place_order(&chat, None).await;
