@@ -15,6 +15,8 @@ macro_rules! set_given {
 }
 
 pub mod branches;
+pub mod consent;
+pub mod customer;
 pub mod demo;
 pub mod menu;
 pub mod restaurants;

@@ -8,6 +8,7 @@
 mod branch;
 mod check;
 mod connect;
+mod customer;
 mod database;
 mod jwt;
 mod menu;
@@ -52,6 +53,9 @@ enum Command {
     /// Content templates (ContentSids): set, remove, list, check.
     #[command(subcommand)]
     Templates(templates::TemplatesCommand),
+    /// A customer's data requests: export, forget.
+    #[command(subcommand)]
+    Customer(customer::CustomerCommand),
     /// The keys that encrypt auth tokens: generate-key, status, rotate.
     #[command(subcommand)]
     Secrets(secrets::SecretsCommand),
@@ -110,6 +114,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Menu(cmd) => menu::run(cmd, out).await,
         Command::Templates(cmd) => templates::run(cmd, out).await,
         Command::Secrets(cmd) => secrets::run(cmd, out).await,
+        Command::Customer(cmd) => customer::run(cmd, out).await,
         Command::Migrate => database::migrate().await,
         Command::SeedDemo {
             number,

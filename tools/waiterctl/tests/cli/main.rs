@@ -4,6 +4,7 @@
 
 mod branches;
 mod common;
+mod customer;
 mod menus;
 mod restaurants;
 mod secrets;
