@@ -883,7 +883,8 @@ impl Conversations {
             &catalog.menu,
         );
         let lang = catalog.info.default_language;
-        let open = waiter_migrations::templates::window_open(conversation.last_inbound_at, Utc::now());
+        let open =
+            waiter_migrations::templates::window_open(conversation.last_inbound_at, Utc::now());
         let template = waiter_migrations::templates::TICKET;
         let reply = match waiter_bot::ui::content_sid(&catalog.info, template, lang) {
             Some(sid) if !open && waiter_bot::ui::approved(&catalog.info, template, lang) => {

@@ -110,7 +110,15 @@ pub async fn export(
     let counts = json!({
         "messages": count(&messages), "orders": count(&orders), "webhook_audit": count(&audit),
     });
-    record(&mut tx, restaurant_id, Some(conversation_id), "export", operator, &counts).await?;
+    record(
+        &mut tx,
+        restaurant_id,
+        Some(conversation_id),
+        "export",
+        operator,
+        &counts,
+    )
+    .await?;
     tx.commit().await?;
     Ok(json!({
         "customer": customer,
@@ -240,7 +248,15 @@ pub async fn forget(
     .await?
     .rows_affected();
     let counts = serde_json::to_value(&done).unwrap_or_default();
-    record(&mut tx, restaurant_id, conversation, "forget", operator, &counts).await?;
+    record(
+        &mut tx,
+        restaurant_id,
+        conversation,
+        "forget",
+        operator,
+        &counts,
+    )
+    .await?;
     tx.commit().await?;
     Ok(done)
 }
@@ -275,7 +291,14 @@ mod tests {
     #[test]
     fn only_whatsapp_addresses_are_accepted() {
         assert!(check_address("whatsapp:+966500000001").is_ok());
-        for bad in ["+966500000001", "whatsapp:966500000001", "whatsapp:+", "whatsapp:+12ab567", "whatsapp:+1234567890123456", "%"] {
+        for bad in [
+            "+966500000001",
+            "whatsapp:966500000001",
+            "whatsapp:+",
+            "whatsapp:+12ab567",
+            "whatsapp:+1234567890123456",
+            "%",
+        ] {
             assert!(check_address(bad).is_err(), "{bad}");
         }
         assert_eq!(bare("whatsapp:+966500000001"), "+966500000001");

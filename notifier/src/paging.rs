@@ -379,7 +379,9 @@ mod tests {
             assert!(RangeQuery::parse(bad, now).is_err(), "{bad}");
         }
         // A year (a leap one too) is allowed; a day more is not.
-        assert!(RangeQuery::parse("from=2023-06-01T00:00:00Z&to=2024-06-01T00:00:00Z", now).is_ok());
+        assert!(
+            RangeQuery::parse("from=2023-06-01T00:00:00Z&to=2024-06-01T00:00:00Z", now).is_ok()
+        );
         let err = RangeQuery::parse("from=2023-05-31T23:59:59Z&to=2024-06-01T00:00:00Z", now)
             .unwrap_err();
         assert!(err.contains("at most 366 days"), "{err}");

@@ -101,7 +101,8 @@ impl Handler for StatusHandler {
                 Ok(Some(change)) => {
                     if change.error_code.as_deref() == Some(consent::UNSUBSCRIBED_ERROR) {
                         if let Err(e) =
-                            consent::unsubscribed_by_twilio(&self.pool, change.conversation_id).await
+                            consent::unsubscribed_by_twilio(&self.pool, change.conversation_id)
+                                .await
                         {
                             return Outcome::Retry(Failure::from(e));
                         }

@@ -229,10 +229,8 @@ async fn template_for(
     template: Option<&str>,
 ) -> Result<Option<String>, ApiError> {
     let recipient = store::recipient(&app.pool, scope.restaurant_id, conversation_id).await?;
-    let open = waiter_migrations::templates::window_open(
-        recipient.last_inbound_at,
-        chrono::Utc::now(),
-    );
+    let open =
+        waiter_migrations::templates::window_open(recipient.last_inbound_at, chrono::Utc::now());
     let Some(name) = template.map(str::trim).filter(|t| !t.is_empty()) else {
         return match open {
             true => Ok(None),

@@ -100,7 +100,9 @@ async fn orders_either_side_of_midnight_in_riyadh_fall_on_two_days() {
     // First responses of today's chat: the bot's, to the `sent` time.
     let now = analytics(&p, &since(started)).await;
     assert_eq!(now["first_response"]["bot"]["conversations"], 1, "{now}");
-    let bot = now["first_response"]["bot"]["median_seconds"].as_f64().unwrap();
+    let bot = now["first_response"]["bot"]["median_seconds"]
+        .as_f64()
+        .unwrap();
     assert!(bot > 0.0 && bot < 60.0, "{now}");
     assert_eq!(now["first_response"]["staff"]["conversations"], 0, "{now}");
     assert!(now["first_response"]["staff"]["median_seconds"].is_null());
@@ -121,7 +123,12 @@ async fn orders_either_side_of_midnight_in_riyadh_fall_on_two_days() {
         (now["first_response"]["staff"]["conversations"] == 1).then_some(now)
     })
     .await;
-    assert!(staff["first_response"]["staff"]["median_seconds"].as_f64().unwrap() > bot);
+    assert!(
+        staff["first_response"]["staff"]["median_seconds"]
+            .as_f64()
+            .unwrap()
+            > bot
+    );
 
     // A range over 366 days is refused.
     let (status, body) = api(

@@ -70,7 +70,10 @@ async fn stop_then_a_five_star_rating_sends_no_promo_and_start_brings_it_back() 
     assert!(listed(&p, conversation).await["marketing"].is_null());
 
     let confirmed = all_text(&chat.text("Stop").await);
-    assert!(confirmed.contains("no longer receive offers"), "{confirmed}");
+    assert!(
+        confirmed.contains("no longer receive offers"),
+        "{confirmed}"
+    );
     let entry = listed(&p, conversation).await;
     assert_eq!(entry["marketing"]["opted_out"], true, "{entry}");
     assert_eq!(entry["marketing"]["source"], "keyword", "{entry}");
@@ -81,11 +84,11 @@ async fn stop_then_a_five_star_rating_sends_no_promo_and_start_brings_it_back() 
     // Messages about her order still come; the promo link does not.
     let thanks = rate_five(&p, &chat).await;
     assert!(!thanks.contains(PROMO), "{thanks}");
-    assert!(p
-        .sim
-        .sent_to(&chat.from)
-        .iter()
-        .all(|m| !m.body.as_deref().unwrap_or("").contains(PROMO)));
+    assert!(p.sim.sent_to(&chat.from).iter().all(|m| !m
+        .body
+        .as_deref()
+        .unwrap_or("")
+        .contains(PROMO)));
 
     let back = all_text(&chat.text("START").await);
     assert!(back.contains("receive offers"), "{back}");
@@ -108,7 +111,10 @@ async fn arabic_opt_out_words_are_confirmed_in_arabic() {
     let chat = Chat::new(&p, r, customer(312), None);
     chat.text("مرحبا").await;
     let confirmed = all_text(&chat.text("إلغاء الاشتراك").await);
-    assert!(has_arabic(&confirmed) && confirmed.contains("اشتراك"), "{confirmed}");
+    assert!(
+        has_arabic(&confirmed) && confirmed.contains("اشتراك"),
+        "{confirmed}"
+    );
     assert_eq!(
         consent_row(&p, r.id, &chat.from).await,
         Some((true, "keyword".into()))

@@ -90,15 +90,23 @@ async fn export_holds_the_customers_messages_and_forget_leaves_nothing_personal(
         .await
         .unwrap();
     assert_eq!(document["customer"], chat.from);
-    assert_eq!(document["conversations"][0]["customer_name"], "Nora Alharbi");
+    assert_eq!(
+        document["conversations"][0]["customer_name"],
+        "Nora Alharbi"
+    );
     let bodies: Vec<&str> = document["messages"]
         .as_array()
         .unwrap()
         .iter()
         .map(|m| m["body"].as_str().unwrap())
         .collect();
-    assert!(bodies.contains(&"hi") && bodies.contains(&"STOP"), "{bodies:?}");
-    assert!(bodies.iter().any(|b| b.contains(&format!("Order #{} is confirmed", placed.number))));
+    assert!(
+        bodies.contains(&"hi") && bodies.contains(&"STOP"),
+        "{bodies:?}"
+    );
+    assert!(bodies
+        .iter()
+        .any(|b| b.contains(&format!("Order #{} is confirmed", placed.number))));
     assert_eq!(document["orders"][0]["number"], placed.number);
     assert!(document["orders"][0]["address"]
         .as_str()
@@ -110,7 +118,10 @@ async fn export_holds_the_customers_messages_and_forget_leaves_nothing_personal(
 
     let digits = chat.from.trim_start_matches("whatsapp:+").to_string();
     let before = tables_holding(&p, &digits).await;
-    assert!(before.iter().any(|t| t.starts_with("messages")), "{before:?}");
+    assert!(
+        before.iter().any(|t| t.starts_with("messages")),
+        "{before:?}"
+    );
 
     let done = customer::forget(p.env.pool(), r.id, &chat.from, "test-operator")
         .await
@@ -118,7 +129,11 @@ async fn export_holds_the_customers_messages_and_forget_leaves_nothing_personal(
     assert_eq!(done.conversation_id, Some(conversation));
     assert_eq!(done.tickets, 1, "{done:?}");
     for personal in [digits.as_str(), "Nora", ADDRESS, "Tahlia"] {
-        assert_eq!(tables_holding(&p, personal).await, Vec::<String>::new(), "{personal}");
+        assert_eq!(
+            tables_holding(&p, personal).await,
+            Vec::<String>::new(),
+            "{personal}"
+        );
     }
     // The restaurant's books keep the order, anonymised.
     let o = order(&p, placed.id).await;

@@ -16,7 +16,12 @@ pub fn content_sid(n: u8) -> String {
 }
 
 /// `METHOD /api/restaurants/<restaurant 0>/<path>` as its staff; (HTTP status, JSON body).
-pub async fn api(p: &Pipeline, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+pub async fn api(
+    p: &Pipeline,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut request = reqwest::Client::new()
         .request(
             method,

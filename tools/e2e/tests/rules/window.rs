@@ -29,16 +29,28 @@ async fn a_staff_reply_outside_the_window_is_refused_unless_an_approved_template
         .execute(p.env.pool())
         .await
         .unwrap();
-    p.sim.set_last_inbound(&r.number, &chat.from, Some(long_ago));
+    p.sim
+        .set_last_inbound(&r.number, &chat.from, Some(long_ago));
     let closed = listed(&p, conversation).await;
     assert_eq!(closed["window_open"], false, "{closed}");
     let closes_at: chrono::DateTime<Utc> =
         serde_json::from_value(closed["window_closes_at"].clone()).unwrap();
-    assert!((closes_at - (long_ago + TimeDelta::hours(24))).num_seconds().abs() <= 1);
+    assert!(
+        (closes_at - (long_ago + TimeDelta::hours(24)))
+            .num_seconds()
+            .abs()
+            <= 1
+    );
 
     let send = format!("conversations/{conversation}/send");
     let refused_text = "Your table is ready whenever you are";
-    let (status, body) = api(&p, Method::POST, &send, Some(json!({"message": refused_text}))).await;
+    let (status, body) = api(
+        &p,
+        Method::POST,
+        &send,
+        Some(json!({"message": refused_text})),
+    )
+    .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["code"], "outside_session_window", "{body}");
     // A template that is not registered (or not approved) is no way round.
@@ -51,9 +63,16 @@ async fn a_staff_reply_outside_the_window_is_refused_unless_an_approved_template
     .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["code"], "template_not_approved", "{body}");
-    templates::set(p.env.pool(), r.id, templates::STAFF_REPLY, "en", &content_sid(9), false)
-        .await
-        .unwrap();
+    templates::set(
+        p.env.pool(),
+        r.id,
+        templates::STAFF_REPLY,
+        "en",
+        &content_sid(9),
+        false,
+    )
+    .await
+    .unwrap();
     let (status, _) = api(
         &p,
         Method::POST,
@@ -64,9 +83,16 @@ async fn a_staff_reply_outside_the_window_is_refused_unless_an_approved_template
     assert_eq!(status, 409, "an unapproved template is refused too");
 
     // With the approved template it goes, as the template.
-    templates::set(p.env.pool(), r.id, templates::STAFF_REPLY, "en", &content_sid(9), true)
-        .await
-        .unwrap();
+    templates::set(
+        p.env.pool(),
+        r.id,
+        templates::STAFF_REPLY,
+        "en",
+        &content_sid(9),
+        true,
+    )
+    .await
+    .unwrap();
     let text = "We kept your favourite table for Friday";
     let (status, body) = api(
         &p,
@@ -102,7 +128,10 @@ async fn a_staff_reply_outside_the_window_is_refused_unless_an_approved_template
         .requests()
         .iter()
         .all(|q| !q.param("Body").unwrap_or("").contains(refused_text)
-            && !q.param("ContentVariables").unwrap_or("").contains(refused_text)));
+            && !q
+                .param("ContentVariables")
+                .unwrap_or("")
+                .contains(refused_text)));
 }
 
 #[tokio::test]
@@ -116,9 +145,16 @@ async fn a_ticket_to_a_staff_number_outside_its_window_goes_as_the_approved_tick
         .execute(p.env.pool())
         .await
         .unwrap();
-    templates::set(p.env.pool(), r.id, templates::TICKET, "en", &content_sid(7), true)
-        .await
-        .unwrap();
+    templates::set(
+        p.env.pool(),
+        r.id,
+        templates::TICKET,
+        "en",
+        &content_sid(7),
+        true,
+    )
+    .await
+    .unwrap();
     // The staff number never wrote to the restaurant: its window is closed.
     let chat = Chat::new(&p, r, customer(302), None);
     let placed = place_order(&chat, None).await;
@@ -130,7 +166,10 @@ async fn a_ticket_to_a_staff_number_outside_its_window_goes_as_the_approved_tick
         serde_json::from_str(tickets[0].content_variables.as_deref().unwrap()).unwrap();
     assert_eq!(variables["1"], placed.number.to_string());
     assert!(
-        variables["2"].as_str().unwrap().contains("2 × Chicken Shish Tawook"),
+        variables["2"]
+            .as_str()
+            .unwrap()
+            .contains("2 × Chicken Shish Tawook"),
         "{variables}"
     );
     assert_eq!(variables["3"], sar(placed.total));

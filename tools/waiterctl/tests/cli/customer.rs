@@ -31,16 +31,33 @@ async fn a_customer_is_exported_as_json_then_forgotten_with_a_table_of_what_was_
     .unwrap();
 
     let export = ctl
-        .run(&["customer", "export", "--restaurant", "bait-grill", "--customer", NORA])
+        .run(&[
+            "customer",
+            "export",
+            "--restaurant",
+            "bait-grill",
+            "--customer",
+            NORA,
+        ])
         .json();
     assert_eq!(export["customer"], NORA);
     assert_eq!(export["messages"][0]["body"], "my flat is 4B");
 
     let forget = ctl.run(&[
-        "customer", "forget", "--restaurant", "bait-grill", "--customer", NORA, "--operator", "dpo",
+        "customer",
+        "forget",
+        "--restaurant",
+        "bait-grill",
+        "--customer",
+        NORA,
+        "--operator",
+        "dpo",
     ]);
     let table = forget.ok();
-    assert!(table.contains("messages erased") && table.contains(" 1 "), "{table}");
+    assert!(
+        table.contains("messages erased") && table.contains(" 1 "),
+        "{table}"
+    );
     let body: String = sqlx::query_scalar("SELECT body FROM messages WHERE conversation_id = $1")
         .bind(conversation)
         .fetch_one(pool)
@@ -56,8 +73,30 @@ async fn a_customer_is_exported_as_json_then_forgotten_with_a_table_of_what_was_
     assert_eq!(operators[1], "dpo");
 
     // Nothing left to export; a malformed number is refused before any work.
-    let gone = ctl.run(&["customer", "export", "--restaurant", "bait-grill", "--customer", NORA]);
-    assert!(gone.fails(1).contains("holds nothing about"), "{}", gone.stderr);
-    let bad = ctl.run(&["customer", "forget", "--restaurant", "bait-grill", "--customer", "+966500000777"]);
-    assert!(bad.fails(1).contains("not a WhatsApp address"), "{}", bad.stderr);
+    let gone = ctl.run(&[
+        "customer",
+        "export",
+        "--restaurant",
+        "bait-grill",
+        "--customer",
+        NORA,
+    ]);
+    assert!(
+        gone.fails(1).contains("holds nothing about"),
+        "{}",
+        gone.stderr
+    );
+    let bad = ctl.run(&[
+        "customer",
+        "forget",
+        "--restaurant",
+        "bait-grill",
+        "--customer",
+        "+966500000777",
+    ]);
+    assert!(
+        bad.fails(1).contains("not a WhatsApp address"),
+        "{}",
+        bad.stderr
+    );
 }
