@@ -21,6 +21,7 @@ pub mod demo;
 pub mod menu;
 pub mod restaurants;
 pub mod templates;
+pub mod webhooks;
 
 pub use restaurants::{NewRestaurant, Restaurant};
 

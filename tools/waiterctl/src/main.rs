@@ -18,6 +18,7 @@ mod restaurant;
 mod secrets;
 mod templates;
 mod tenants;
+mod webhooks;
 
 use clap::{Parser, Subcommand};
 
@@ -53,6 +54,9 @@ enum Command {
     /// Content templates (ContentSids): set, remove, list, check.
     #[command(subcommand)]
     Templates(templates::TemplatesCommand),
+    /// Order webhook endpoints: add (prints the secret once), list, test, remove.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
     /// A customer's data requests: export, forget.
     #[command(subcommand)]
     Customer(customer::CustomerCommand),
@@ -115,6 +119,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Templates(cmd) => templates::run(cmd, out).await,
         Command::Secrets(cmd) => secrets::run(cmd, out).await,
         Command::Customer(cmd) => customer::run(cmd, out).await,
+        Command::Webhooks(cmd) => webhooks::run(cmd, out).await,
         Command::Migrate => database::migrate().await,
         Command::SeedDemo {
             number,

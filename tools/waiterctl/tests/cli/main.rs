@@ -10,3 +10,4 @@ mod restaurants;
 mod secrets;
 mod templates;
 mod tools;
+mod webhooks;
