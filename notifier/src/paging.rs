@@ -73,8 +73,8 @@ impl RangeQuery {
         let (from, to) = q.range(now)?;
         if to - from > MAX_RANGE {
             return Err(format!(
-                "the range is {} days long; at most {} are allowed",
-                (to - from).num_days(),
+                "the range from {from} to {to} is over {} days long; at most {} days are allowed",
+                MAX_RANGE.num_days(),
                 MAX_RANGE.num_days()
             ));
         }

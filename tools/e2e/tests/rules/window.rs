@@ -42,65 +42,35 @@ async fn a_staff_reply_outside_the_window_is_refused_unless_an_approved_template
             <= 1
     );
 
-    let send = format!("conversations/{conversation}/send");
+    let path = format!("conversations/{conversation}/send");
+    let send = |body: serde_json::Value| api(&p, Method::POST, &path, Some(body));
+    let sid = content_sid(9);
+    let register = |approved| {
+        templates::set(
+            p.env.pool(),
+            r.id,
+            templates::STAFF_REPLY,
+            "en",
+            &sid,
+            approved,
+        )
+    };
     let refused_text = "Your table is ready whenever you are";
-    let (status, body) = api(
-        &p,
-        Method::POST,
-        &send,
-        Some(json!({"message": refused_text})),
-    )
-    .await;
+    let (status, body) = send(json!({"message": refused_text})).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["code"], "outside_session_window", "{body}");
     // A template that is not registered (or not approved) is no way round.
-    let (status, body) = api(
-        &p,
-        Method::POST,
-        &send,
-        Some(json!({"message": refused_text, "template": "staff_reply"})),
-    )
-    .await;
+    let (status, body) = send(json!({"message": refused_text, "template": "staff_reply"})).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["code"], "template_not_approved", "{body}");
-    templates::set(
-        p.env.pool(),
-        r.id,
-        templates::STAFF_REPLY,
-        "en",
-        &content_sid(9),
-        false,
-    )
-    .await
-    .unwrap();
-    let (status, _) = api(
-        &p,
-        Method::POST,
-        &send,
-        Some(json!({"message": refused_text, "template": "staff_reply"})),
-    )
-    .await;
+    register(false).await.unwrap();
+    let (status, _) = send(json!({"message": refused_text, "template": "staff_reply"})).await;
     assert_eq!(status, 409, "an unapproved template is refused too");
 
     // With the approved template it goes, as the template.
-    templates::set(
-        p.env.pool(),
-        r.id,
-        templates::STAFF_REPLY,
-        "en",
-        &content_sid(9),
-        true,
-    )
-    .await
-    .unwrap();
+    register(true).await.unwrap();
     let text = "We kept your favourite table for Friday";
-    let (status, body) = api(
-        &p,
-        Method::POST,
-        &send,
-        Some(json!({"message": text, "template": "staff_reply"})),
-    )
-    .await;
+    let (status, body) = send(json!({"message": text, "template": "staff_reply"})).await;
     assert_eq!(status, 202, "{body}");
     let sent = eventually("the templated reply reaches Twilio", WAIT, || async {
         p.sim
