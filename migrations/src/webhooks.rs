@@ -115,7 +115,14 @@ pub async fn with_secrets(
     keys: &Keyring,
     restaurant_id: Uuid,
 ) -> Result<Vec<(Endpoint, SecretString)>, WebhookError> {
-    let rows: Vec<(Uuid, String, DateTime<Utc>, String, Vec<u8>)> = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        endpoint: Endpoint,
+        secret_key_id: String,
+        secret_sealed: Vec<u8>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, url, created_at, secret_key_id, secret_sealed FROM webhook_endpoints \
          WHERE restaurant_id = $1 ORDER BY created_at, id",
     )
@@ -123,17 +130,13 @@ pub async fn with_secrets(
     .fetch_all(pool)
     .await?;
     rows.into_iter()
-        .map(|(id, url, created_at, key_id, ciphertext)| {
-            let sealed = Sealed { key_id, ciphertext };
-            let secret = keys.open(&sealed, &webhook_secret_context(&id.to_string()))?;
-            Ok((
-                Endpoint {
-                    id,
-                    url,
-                    created_at,
-                },
-                secret,
-            ))
+        .map(|row| {
+            let sealed = Sealed {
+                key_id: row.secret_key_id,
+                ciphertext: row.secret_sealed,
+            };
+            let context = webhook_secret_context(&row.endpoint.id.to_string());
+            Ok((row.endpoint, keys.open(&sealed, &context)?))
         })
         .collect()
 }

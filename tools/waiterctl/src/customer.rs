@@ -1,55 +1,52 @@
 //! `waiterctl customer export|forget`: a customer's data requests. The
 //! work is `waiter_migrations::customer`; this prints it.
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use waiter_migrations::customer;
 
 use crate::{connect, output::Out};
 
+/// Whose data, at which restaurant, asked by whom.
+#[derive(Args)]
+pub struct Request {
+    /// Restaurant id or slug.
+    #[arg(long)]
+    restaurant: String,
+    /// The customer's address as Twilio writes it: whatsapp:+E164.
+    #[arg(long)]
+    customer: String,
+    /// Who asks (recorded in `customer_requests`); default: $USER.
+    #[arg(long, env = "USER", default_value = "operator")]
+    operator: String,
+}
+
 #[derive(Subcommand)]
 pub enum CustomerCommand {
     /// Everything held about a customer at a restaurant, as JSON on stdout.
-    Export {
-        /// Restaurant id or slug.
-        #[arg(long)]
-        restaurant: String,
-        /// The customer's address as Twilio writes it: whatsapp:+E164.
-        #[arg(long)]
-        customer: String,
-        /// Who asks (recorded in `customer_requests`); default: $USER.
-        #[arg(long, env = "USER", default_value = "operator")]
-        operator: String,
-    },
+    Export(Request),
     /// Erase a customer's personal data at a restaurant (orders stay,
     /// anonymised). One transaction, recorded in `customer_requests`.
-    Forget {
-        #[arg(long)]
-        restaurant: String,
-        #[arg(long)]
-        customer: String,
-        #[arg(long, env = "USER", default_value = "operator")]
-        operator: String,
-    },
+    Forget(Request),
 }
 
 pub async fn run(cmd: CustomerCommand, out: Out) -> anyhow::Result<()> {
     let pool = connect::pool().await?;
     match cmd {
-        CustomerCommand::Export {
+        CustomerCommand::Export(Request {
             restaurant,
             customer: address,
             operator,
-        } => {
+        }) => {
             let r = connect::restaurant(&pool, &restaurant).await?;
             let document = customer::export(&pool, r.id, &address, &operator).await?;
             // A document, not a table: JSON whether or not --json is given.
             out.json(&document);
         }
-        CustomerCommand::Forget {
+        CustomerCommand::Forget(Request {
             restaurant,
             customer: address,
             operator,
-        } => {
+        }) => {
             let r = connect::restaurant(&pool, &restaurant).await?;
             let done = customer::forget(&pool, r.id, &address, &operator).await?;
             let rows = [
