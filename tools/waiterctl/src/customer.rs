@@ -3,6 +3,7 @@
 
 use clap::{Args, Subcommand};
 use waiter_migrations::customer;
+use waiter_nats::erase::{customer_needles, erase_dead_letters_mentioning};
 
 use crate::{connect, output::Out};
 
@@ -48,7 +49,35 @@ pub async fn run(cmd: CustomerCommand, out: Out) -> anyhow::Result<()> {
             operator,
         }) => {
             let r = connect::restaurant(&pool, &restaurant).await?;
-            let done = customer::forget(&pool, r.id, &address, &operator).await?;
+            // A second run finds nothing in the database but still erases
+            // dead letters a failed first run left.
+            let done = match customer::forget(&pool, r.id, &address, &operator).await {
+                Ok(done) => Some(done),
+                Err(customer::CustomerError::Unknown(_)) => None,
+                Err(e) => return Err(e.into()),
+            };
+            let bus = connect::bus().await?;
+            let needles = customer_needles(&address, done.as_ref().and_then(|d| d.conversation_id));
+            let dead_letters = erase_dead_letters_mentioning(&bus, &needles, |read, total| {
+                eprint!("\rreading dead letters: {read}/{total}");
+            })
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}; the database is erased: run the same forget again to erase the dead letters"
+                )
+            })?;
+            eprintln!();
+            let Some(done) = done else {
+                if dead_letters == 0 {
+                    anyhow::bail!("the restaurant holds nothing about {address}");
+                }
+                out.done(
+                    &format!("{dead_letters} dead letter(s) erased"),
+                    &serde_json::json!({ "dead_letters": dead_letters }),
+                );
+                return Ok(());
+            };
             let rows = [
                 ("messages erased", done.messages),
                 ("staff tickets erased", done.tickets),
@@ -57,14 +86,19 @@ pub async fn run(cmd: CustomerCommand, out: Out) -> anyhow::Result<()> {
                 ("webhook audit rows", done.webhook_audit),
                 ("outbox rows deleted", done.outbox),
                 ("marketing consent rows", done.marketing_consent),
+                ("dead letters erased", dead_letters),
             ]
             .into_iter()
             .map(|(what, n)| vec![what.to_string(), n.to_string()])
             .collect();
-            out.table(&["erased", "rows"], rows, &done);
+            out.table(
+                &["erased", "rows"],
+                rows,
+                &serde_json::json!({ "database": done, "dead_letters": dead_letters }),
+            );
             if !out.json {
                 eprintln!(
-                    "{address} is forgotten at {}; what the streams still hold expires as docs/DATA.md says",
+                    "{address} is forgotten at {}; the work streams' copies expire within 7 days (docs/DATA.md)",
                     r.slug
                 );
             }

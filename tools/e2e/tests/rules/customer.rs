@@ -42,6 +42,17 @@ async fn tables_holding(p: &Pipeline, needle: &str) -> Vec<String> {
     holding
 }
 
+/// How many dead letters mention `needle`.
+async fn dead_letters_with(p: &Pipeline, needle: &str) -> usize {
+    let prefix = p.env.bus.bus.topology().dead_letter("");
+    p.every_stream_message()
+        .await
+        .into_iter()
+        .filter(|m| m.starts_with(prefix.as_bytes()))
+        .filter(|m| m.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        .count()
+}
+
 #[tokio::test]
 async fn export_holds_the_customers_messages_and_forget_leaves_nothing_personal() {
     let p = Pipeline::start().await;
@@ -128,6 +139,20 @@ async fn export_holds_the_customers_messages_and_forget_leaves_nothing_personal(
         .unwrap();
     assert_eq!(done.conversation_id, Some(conversation));
     assert_eq!(done.tickets, 1, "{done:?}");
+    // The staff ticket that failed (63016) is a dead letter naming her.
+    eventually("the failed ticket is dead-lettered", WAIT, || async {
+        (dead_letters_with(&p, &digits).await >= 1).then_some(())
+    })
+    .await;
+    let erased = waiter_nats::erase::erase_dead_letters_mentioning(
+        &p.env.bus.bus,
+        &waiter_nats::erase::customer_needles(&chat.from, done.conversation_id),
+        |_, _| {},
+    )
+    .await
+    .unwrap();
+    assert!(erased >= 1);
+    assert_eq!(dead_letters_with(&p, &digits).await, 0);
     for personal in [digits.as_str(), "Nora", ADDRESS, "Tahlia"] {
         assert_eq!(
             tables_holding(&p, personal).await,
