@@ -19,6 +19,7 @@ pub mod channels;
 pub mod dashboard;
 pub mod error;
 pub mod feed;
+pub mod figures;
 pub mod hub;
 pub mod paging;
 pub mod store;

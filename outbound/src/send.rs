@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use secrecy::ExposeSecret;
 use uuid::Uuid;
-use waiter_migrations::Restaurant;
+use waiter_migrations::{consent, Restaurant};
 use waiter_nats::{
     events::{DashboardEvent, EventType},
     messages::OutboundMessage,
@@ -409,6 +409,9 @@ impl SendHandler {
         .await?;
         if let Some(change) = change {
             self.publish_status(env, &change).await?;
+        }
+        if code_text.as_deref() == Some(consent::UNSUBSCRIBED_ERROR) {
+            consent::unsubscribed_by_twilio(&self.pool, msg.conversation_id).await?;
         }
         count_failed(why);
         tracing::warn!(message_id = %msg.message_id, code = ?code, reason, "message failed");

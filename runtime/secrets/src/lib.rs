@@ -13,6 +13,8 @@
 //! Each sealed value is bound to what it protects (the `context`, e.g. the
 //! Twilio account SID): a ciphertext copied onto another row does not open.
 
+pub mod webhook;
+
 use std::{fmt, sync::Arc, sync::OnceLock};
 
 use base64::{engine::general_purpose::STANDARD, Engine};

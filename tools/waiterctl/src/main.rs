@@ -8,6 +8,7 @@
 mod branch;
 mod check;
 mod connect;
+mod customer;
 mod database;
 mod jwt;
 mod menu;
@@ -17,6 +18,7 @@ mod restaurant;
 mod secrets;
 mod templates;
 mod tenants;
+mod webhooks;
 
 use clap::{Parser, Subcommand};
 
@@ -52,6 +54,12 @@ enum Command {
     /// Content templates (ContentSids): set, remove, list, check.
     #[command(subcommand)]
     Templates(templates::TemplatesCommand),
+    /// Order webhook endpoints: add (prints the secret once), list, test, remove.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
+    /// A customer's data requests: export, forget.
+    #[command(subcommand)]
+    Customer(customer::CustomerCommand),
     /// The keys that encrypt auth tokens: generate-key, status, rotate.
     #[command(subcommand)]
     Secrets(secrets::SecretsCommand),
@@ -110,6 +118,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Menu(cmd) => menu::run(cmd, out).await,
         Command::Templates(cmd) => templates::run(cmd, out).await,
         Command::Secrets(cmd) => secrets::run(cmd, out).await,
+        Command::Customer(cmd) => customer::run(cmd, out).await,
+        Command::Webhooks(cmd) => webhooks::run(cmd, out).await,
         Command::Migrate => database::migrate().await,
         Command::SeedDemo {
             number,
