@@ -234,6 +234,7 @@ async fn up_scales_under_load_restarts_a_crash_and_goes_down() {
     .await;
     assert_eq!(is_up, Ok(true), "no banner; logs:\n{}", d.logs());
     tokio::spawn(async move { while let Ok(Some(_)) = banner.next_line().await {} });
+    eprintln!("up: banner after {:?}", started.elapsed());
 
     // Every stage and the simulator, one replica each, ready.
     let ps = d.ps().await;
@@ -267,7 +268,9 @@ async fn up_scales_under_load_restarts_a_crash_and_goes_down() {
     // Many customers write while conversation and outbound go 1 → 3 → 1.
     let writing = tokio::spawn(customers_write(Duration::from_secs(30)));
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let at = Instant::now();
     let scaled = d.run(&["--json", "scale", "conversation", "3"]).await;
+    eprintln!("scale conversation 1 → 3: ready after {:?}", at.elapsed());
     let scaled: Value = serde_json::from_str(&scaled).unwrap();
     assert_eq!(scaled["started"].as_array().unwrap().len(), 2, "{scaled}");
     d.run(&["scale", "outbound", "3"]).await;
@@ -285,7 +288,12 @@ async fn up_scales_under_load_restarts_a_crash_and_goes_down() {
     )
     .await;
     tokio::time::sleep(Duration::from_secs(8)).await;
+    let at = Instant::now();
     let down = d.run(&["--json", "scale", "conversation", "1"]).await;
+    eprintln!(
+        "scale conversation 3 → 1 under load: drained and exited after {:?}",
+        at.elapsed()
+    );
     let down: Value = serde_json::from_str(&down).unwrap();
     assert_eq!(
         down["stopped"],
@@ -406,7 +414,9 @@ async fn up_scales_under_load_restarts_a_crash_and_goes_down() {
     assert_eq!(pids.len(), 7);
 
     // `down` from another terminal: the supervisor exits, nothing is left.
+    let at = Instant::now();
     let out = d.run(&["down"]).await;
+    eprintln!("down: everything stopped after {:?}", at.elapsed());
     assert!(out.contains("down"), "{out}");
     let status = tokio::time::timeout(Duration::from_secs(30), supervisor.wait())
         .await

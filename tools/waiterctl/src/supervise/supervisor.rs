@@ -150,7 +150,7 @@ impl Supervisor {
             }
         } else {
             let mut newest = running;
-            newest.sort_unstable_by(|a, b| b.cmp(a));
+            newest.sort_unstable_by_key(|n| std::cmp::Reverse(*n));
             newest.truncate((count - to) as usize);
             reply.stopped = self.stop_replicas(stage, &newest).await;
         }
@@ -198,7 +198,7 @@ impl Supervisor {
                 .collect()
         };
         // Newest first, as the reply lists them.
-        tasks.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        tasks.sort_unstable_by_key(|t| std::cmp::Reverse(t.0));
         let mut stopped = vec![];
         for (_, id, task) in tasks {
             if let Some(task) = task {
@@ -357,4 +357,43 @@ fn describe(status: std::io::Result<ExitStatus>) -> String {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use waiter_runtime::Health;
+
+    use super::*;
+
+    /// The stage's own `/health` (runtime::ops): a worker loop that died
+    /// makes it 503, and the supervisor's probe then gives up on it.
+    #[tokio::test]
+    async fn a_stage_whose_worker_loop_died_is_judged_unhealthy() {
+        let loops = Arc::new(AtomicBool::new(true));
+        let alive = loops.clone();
+        let health =
+            Health::new("order").vital("worker_loops", move || alive.load(Ordering::SeqCst));
+        let shutdown = CancellationToken::new();
+        let (addr, _server) =
+            waiter_runtime::ops::serve("127.0.0.1:0".parse().unwrap(), health, shutdown.clone())
+                .unwrap();
+        let prober = Prober::new();
+        let probing = PROBE_EVERY * (UNHEALTHY_PROBES + 1);
+        assert!(
+            tokio::time::timeout(probing, unhealthy(&prober, addr.port()))
+                .await
+                .is_err(),
+            "healthy, yet judged unhealthy"
+        );
+        loops.store(false, Ordering::SeqCst);
+        assert!(
+            tokio::time::timeout(probing, unhealthy(&prober, addr.port()))
+                .await
+                .is_ok(),
+            "its /health fails, yet it is left running"
+        );
+        shutdown.cancel();
+    }
 }

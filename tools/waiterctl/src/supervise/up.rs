@@ -55,6 +55,14 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     if !args.no_build {
         build(args.debug)?;
     }
+    for stage in Stage::START_ORDER {
+        let binary = bin_dir.join(stage.binary());
+        anyhow::ensure!(
+            binary.exists(),
+            "{} is missing: build it (cargo build --bins), or point --bin-dir at it",
+            binary.display()
+        );
+    }
 
     step("secret key");
     let secret_key = secret_key(&run)?;
@@ -87,6 +95,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
             }
         }
     }
+    // Ctrl-C from here on stops the children, whenever it comes.
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
     let socket = bind_control(&run)?;
     write_pid(&run.supervisor_pid(), std::process::id())?;
     let _ = std::fs::remove_file(run.root.join("waiterctl"));
@@ -115,6 +126,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let waited = tokio::select! {
         ready = wait_ready(&supervisor) => Some(ready),
         _ = stop.cancelled() => None,
+        _ = &mut signal => None,
     };
     if let Some(ready) = waited {
         if !ready {
@@ -139,7 +151,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|e| format!("(cannot mint a login link: {e:#})"));
         print_banner(&args, &run, &restaurant_id, login.trim(), started.elapsed());
         tokio::select! {
-            _ = shutdown_signal() => {}
+            _ = &mut signal => {}
             _ = stop.cancelled() => {}
         }
     }
@@ -325,12 +337,17 @@ pub fn ready_path(stage: Stage) -> &'static str {
     }
 }
 
-async fn shutdown_signal() {
+/// SIGINT or SIGTERM; the handlers are installed at the call, not at the
+/// first poll, so a signal in between is not lost (nor kills the process).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
     }
 }
 
