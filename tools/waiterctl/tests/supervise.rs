@@ -287,7 +287,27 @@ async fn up_scales_under_load_restarts_a_crash_and_goes_down() {
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // The new replicas take their share of the load before they go.
+    eventually(
+        "the new replicas handle messages",
+        Duration::from_secs(20),
+        || async {
+            let ps = d.ps().await;
+            let handled_by_new = |stage: &str| -> u64 {
+                ps["processes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|p| {
+                        p["stage"] == stage && p["replica"] != format!("{stage}-1").as_str()
+                    })
+                    .map(|p| p["handled"].as_u64().unwrap_or(0))
+                    .sum()
+            };
+            (handled_by_new("conversation") > 0 && handled_by_new("outbound") > 0).then_some(())
+        },
+    )
+    .await;
     let at = Instant::now();
     let down = d.run(&["--json", "scale", "conversation", "1"]).await;
     eprintln!(
