@@ -43,11 +43,11 @@ up *args:
 
 # Stop everything `just up` started (from its pid files if it died).
 down *args:
-    {{ ctl }} down "$@"
+    @{{ ctl }} down "$@"
 
 # What runs: one line per process, ready or not, handled, in flight, lag (--watch, --json).
 ps *args:
-    {{ ctl }} ps "$@"
+    @{{ ctl }} ps "$@"
 
 # The whole test suite against real NATS and PostgreSQL, the dashboard in headless Chromium, the API under schemathesis.
 test:
@@ -87,7 +87,7 @@ chat message customer="whatsapp:+966500000123":
 
 # Run N replicas of a stage under `just up`, up or down (ingest, router, conversation, order, outbound, notifier).
 scale stage n:
-    {{ ctl }} scale "$1" "$2"
+    @{{ ctl }} scale "$1" "$2"
 
 # Print a subject's messages as JSON lines (--since 10m | --seq N), or feed them back (--republish).
 replay subject *args:

@@ -168,14 +168,8 @@ pub async fn start(
     let health = Health::new("ingest")
         .check("nats", move || connection.is_connected())
         .check("tenant_directory", move || loaded.is_loaded());
-    let ops = match config.ops_listen {
-        Some(addr) => Some(
-            waiter_runtime::ops::serve(addr, health.clone(), shutdown.clone())
-                .map_err(|source| IngestError::Ops { addr, source })?
-                .1,
-        ),
-        None => None,
-    };
+    let ops = waiter_runtime::ops::serve_if(config.ops_listen, &health, &shutdown)
+        .map_err(|(addr, source)| IngestError::Ops { addr, source })?;
     let (timeouts, directory_wait) = (config.timeouts, config.directory_wait);
     let state = http::State::new(config, bus, cache.clone(), refusals);
     let server =

@@ -290,14 +290,8 @@ pub async fn start(
             shutdown.clone(),
         ))
         .check("feed", move || hub.is_bound());
-    let ops = match config.ops_addr {
-        Some(addr) => Some(
-            waiter_runtime::ops::serve(addr, health.clone(), shutdown.clone())
-                .map_err(|source| Error::Ops { addr, source })?
-                .1,
-        ),
-        None => None,
-    };
+    let ops = waiter_runtime::ops::serve_if(config.ops_addr, &health, &shutdown)
+        .map_err(|(addr, source)| Error::Ops { addr, source })?;
     let routes = api::routes(app.clone())
         .or(ws::route(app.clone()))
         .unify()

@@ -245,7 +245,7 @@ fn build(debug: bool) -> anyhow::Result<()> {
     });
     let mut command =
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    command.args(["build", "-q", "--bins"]);
+    command.args(["build", "--bins"]);
     if !debug {
         command.arg("--release");
     }
