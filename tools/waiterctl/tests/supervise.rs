@@ -20,11 +20,29 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use waiter_harness::{eventually, Keyring, TestBus, TestDb};
 
-/// This test's ports (the block 27000–27099 of the work notes).
-const INGEST: u16 = 27080;
-const NOTIFIER: u16 = 27090;
-const SIM: u16 = 27099;
-const OPS_BASE: u16 = 27001;
+/// The ports of one deployment; the two tests run at once, apart.
+#[derive(Clone, Copy)]
+struct Ports {
+    /// router's; conversation, order, outbound, ingest, notifier follow.
+    ops: u16,
+    ingest: u16,
+    notifier: u16,
+    sim: u16,
+}
+
+/// Replicas 2 and 3 take ops ports +10 and +20.
+const SCALED: Ports = Ports {
+    ops: 27001,
+    ingest: 27080,
+    notifier: 27090,
+    sim: 27099,
+};
+const ORPHANED: Ports = Ports {
+    ops: 27041,
+    ingest: 27050,
+    notifier: 27051,
+    sim: 27052,
+};
 
 const DEMO_NUMBER: &str = "whatsapp:+14155238886";
 const DEMO_ACCOUNT: &str = "AC00000000000000000000000000000001";
@@ -38,9 +56,59 @@ struct Deployment {
     keys: String,
     dir: tempfile::TempDir,
     bin_dir: PathBuf,
+    ports: Ports,
 }
 
 impl Deployment {
+    async fn new(ports: Ports) -> Deployment {
+        let waiterctl = PathBuf::from(env!("CARGO_BIN_EXE_waiterctl"));
+        let bin_dir = stage_binaries(waiterctl.parent().unwrap());
+        let (db, bus) = tokio::join!(TestDb::new(), TestBus::new());
+        Deployment {
+            db,
+            bus,
+            keys: Keyring::for_tests()
+                .to_env_value()
+                .expose_secret()
+                .to_string(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            bin_dir,
+            ports,
+        }
+    }
+
+    /// `up`, in the foreground as in a terminal, once its banner says so.
+    async fn up(&self) -> tokio::process::Child {
+        let mut up = tokio::process::Command::from(self.command(&[
+            "up",
+            "--no-services",
+            "--no-build",
+            "--bin-dir",
+            self.bin_dir.to_str().unwrap(),
+            "--stop-timeout",
+            "20",
+        ]));
+        let mut supervisor = up
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("waiterctl up");
+        let mut banner = BufReader::new(supervisor.stdout.take().unwrap()).lines();
+        let is_up = tokio::time::timeout(WAIT, async {
+            while let Some(line) = banner.next_line().await.expect("up's output") {
+                if line.contains("Waiter is up") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(is_up, Ok(true), "no banner; logs:\n{}", self.logs());
+        tokio::spawn(async move { while let Ok(Some(_)) = banner.next_line().await {} });
+        supervisor
+    }
+
     fn command(&self, args: &[&str]) -> std::process::Command {
         let mut c = std::process::Command::new(self.bin_dir.join("waiterctl"));
         c.current_dir(self.dir.path())
@@ -51,15 +119,15 @@ impl Deployment {
             .env("WAITER_SECRET_KEY", &self.keys)
             .env("WAITER_RUN_DIR", self.dir.path().join(".run"))
             .env("JWT_SECRET", "supervise-test-jwt-secret")
-            .env("INGEST_PORT", INGEST.to_string())
-            .env("NOTIFIER_PORT", NOTIFIER.to_string())
-            .env("SIM_PORT", SIM.to_string())
-            .env("INGEST_OPS_PORT", (OPS_BASE + 4).to_string())
-            .env("NOTIFIER_OPS_PORT", (OPS_BASE + 5).to_string())
-            .env("ROUTER_OPS_PORT", OPS_BASE.to_string())
-            .env("CONVERSATION_OPS_PORT", (OPS_BASE + 1).to_string())
-            .env("ORDER_OPS_PORT", (OPS_BASE + 2).to_string())
-            .env("OUTBOUND_OPS_PORT", (OPS_BASE + 3).to_string())
+            .env("INGEST_PORT", self.ports.ingest.to_string())
+            .env("NOTIFIER_PORT", self.ports.notifier.to_string())
+            .env("SIM_PORT", self.ports.sim.to_string())
+            .env("ROUTER_OPS_PORT", self.ports.ops.to_string())
+            .env("CONVERSATION_OPS_PORT", (self.ports.ops + 1).to_string())
+            .env("ORDER_OPS_PORT", (self.ports.ops + 2).to_string())
+            .env("OUTBOUND_OPS_PORT", (self.ports.ops + 3).to_string())
+            .env("INGEST_OPS_PORT", (self.ports.ops + 4).to_string())
+            .env("NOTIFIER_OPS_PORT", (self.ports.ops + 5).to_string())
             .env_remove("PUBLIC_URL")
             .env_remove("DASHBOARD_URL")
             .env("RUST_LOG", "info");
@@ -158,7 +226,7 @@ fn customer(n: u32) -> String {
 
 /// Each customer writes TEXTS one after another, spread over `over`;
 /// returns the message SIDs per customer, in sending order.
-async fn customers_write(over: Duration) -> Vec<Vec<String>> {
+async fn customers_write(sim: u16, over: Duration) -> Vec<Vec<String>> {
     let http = reqwest::Client::new();
     let pause = over / TEXTS.len() as u32;
     let writers = (0..CUSTOMERS).map(|c| {
@@ -168,7 +236,7 @@ async fn customers_write(over: Duration) -> Vec<Vec<String>> {
             tokio::time::sleep(pause * c / CUSTOMERS).await;
             for text in TEXTS {
                 let answer: Value = http
-                    .post(format!("http://127.0.0.1:{SIM}/sim/inbound"))
+                    .post(format!("http://127.0.0.1:{sim}/sim/inbound"))
                     .json(&serde_json::json!({
                         "account_sid": DEMO_ACCOUNT, "from": customer(c), "to": DEMO_NUMBER,
                         "body": text, "profile_name": format!("Customer {c}"),
@@ -192,48 +260,8 @@ async fn customers_write(over: Duration) -> Vec<Vec<String>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_scales_under_load_restarts_a_crash_and_goes_down() {
     let started = Instant::now();
-    let waiterctl = PathBuf::from(env!("CARGO_BIN_EXE_waiterctl"));
-    let bin_dir = stage_binaries(waiterctl.parent().unwrap());
-    let (db, bus) = tokio::join!(TestDb::new(), TestBus::new());
-    let d = Deployment {
-        db,
-        bus,
-        keys: Keyring::for_tests()
-            .to_env_value()
-            .expose_secret()
-            .to_string(),
-        dir: tempfile::tempdir().expect("temp dir"),
-        bin_dir,
-    };
-
-    // `up`, in the foreground as in a terminal; its banner says when.
-    let mut up = tokio::process::Command::from(d.command(&[
-        "up",
-        "--no-services",
-        "--no-build",
-        "--bin-dir",
-        d.bin_dir.to_str().unwrap(),
-        "--stop-timeout",
-        "20",
-    ]));
-    let mut supervisor = up
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("waiterctl up");
-    let mut banner = BufReader::new(supervisor.stdout.take().unwrap()).lines();
-    let is_up = tokio::time::timeout(WAIT, async {
-        while let Some(line) = banner.next_line().await.expect("up's output") {
-            if line.contains("Waiter is up") {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert_eq!(is_up, Ok(true), "no banner; logs:\n{}", d.logs());
-    tokio::spawn(async move { while let Ok(Some(_)) = banner.next_line().await {} });
+    let d = Deployment::new(SCALED).await;
+    let mut supervisor = d.up().await;
     eprintln!("up: banner after {:?}", started.elapsed());
 
     // Every stage and the simulator, one replica each, ready.
@@ -266,7 +294,7 @@ async fn up_scales_under_load_restarts_a_crash_and_goes_down() {
     );
 
     // Many customers write while conversation and outbound go 1 → 3 → 1.
-    let writing = tokio::spawn(customers_write(Duration::from_secs(30)));
+    let writing = tokio::spawn(customers_write(d.ports.sim, Duration::from_secs(30)));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let at = Instant::now();
     let scaled = d.run(&["--json", "scale", "conversation", "3"]).await;
@@ -321,15 +349,15 @@ async fn up_scales_under_load_restarts_a_crash_and_goes_down() {
     );
     d.run(&["scale", "outbound", "1"]).await;
     let ps = d.ps().await;
-    let running = |stage: &str| -> Vec<String> {
+    let replicas = |stage: &str| -> Vec<String> {
         processes(&ps)
             .into_iter()
             .filter(|p| p.0 == stage)
             .map(|p| p.1)
             .collect()
     };
-    assert_eq!(running("conversation"), ["conversation-1"], "{ps:#}");
-    assert_eq!(running("outbound"), ["outbound-1"], "{ps:#}");
+    assert_eq!(replicas("conversation"), ["conversation-1"], "{ps:#}");
+    assert_eq!(replicas("outbound"), ["outbound-1"], "{ps:#}");
     let sent = writing.await.expect("customers");
 
     // The audit: stored once, answered once, in order, sent once each.
@@ -372,7 +400,8 @@ async fn up_scales_under_load_restarts_a_crash_and_goes_down() {
             .await;
         let on_sim: Vec<Value> = eventually(&format!("{from}'s replies sent"), WAIT, || async {
             let sent: Vec<Value> = reqwest::get(format!(
-                "http://127.0.0.1:{SIM}/sim/messages?to={}",
+                "http://127.0.0.1:{}/sim/messages?to={}",
+                d.ports.sim,
                 from.replace('+', "%2B")
             ))
             .await
@@ -444,10 +473,7 @@ async fn up_scales_under_load_restarts_a_crash_and_goes_down() {
         .unwrap();
     assert!(status.success(), "up exited with {status}");
     for pid in pids {
-        assert!(
-            !Path::new(&format!("/proc/{pid}")).exists(),
-            "pid {pid} still running after down"
-        );
+        assert!(!running(pid), "pid {pid} still running after down");
     }
     assert!(std::fs::read_dir(d.dir.path().join(".run/pids"))
         .unwrap()
@@ -460,10 +486,65 @@ async fn up_scales_under_load_restarts_a_crash_and_goes_down() {
     );
 }
 
+/// Alive and not a zombie (an orphan's new parent may not reap it at once).
+fn running(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .next()?
+                .to_string();
+            Some(state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
+}
+
 fn kill_hard(pid: u64) {
     let status = std::process::Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// A supervisor killed outright leaves its children running: `ps` says so,
+/// `up` refuses to start over them, and `down` stops them from the pid
+/// files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_stops_what_a_dead_supervisor_left() {
+    let d = Deployment::new(ORPHANED).await;
+    let mut supervisor = d.up().await;
+    let ps = d.ps().await;
+    let pids: Vec<u64> = processes(&ps).iter().filter_map(|p| p.3).collect();
+    assert_eq!(pids.len(), 7, "{ps:#}");
+    supervisor.kill().await.expect("SIGKILL the supervisor");
+
+    let table = d.run(&["ps"]).await;
+    assert!(table.contains("is GONE"), "{table}");
+    let refused = tokio::process::Command::from(d.command(&[
+        "up",
+        "--no-services",
+        "--no-build",
+        "--bin-dir",
+        d.bin_dir.to_str().unwrap(),
+    ]))
+    .output()
+    .await
+    .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("`just down` first"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let out = d.run(&["--json", "down"]).await;
+    let down: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(down["signalled"].as_array().unwrap().len(), 7, "{down:#}");
+    for pid in pids {
+        assert!(!running(pid), "pid {pid} still running after down");
+    }
 }
