@@ -170,7 +170,19 @@ impl Deployment {
     }
 }
 
-/// `(stage, replica, ready)` of every supervised process `ps` lists.
+/// A failed test leaves nothing running: the children are in process
+/// groups of their own and would outlive it (a no-op after `down`).
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        let _ = self
+            .command(&["down", "--stop-timeout", "5"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// `(stage, replica, ready, pid)` of every supervised process `ps` lists.
 fn processes(ps: &Value) -> Vec<(String, String, bool, Option<u64>)> {
     ps["processes"]
         .as_array()
