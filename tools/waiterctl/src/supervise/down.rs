@@ -8,7 +8,6 @@ use super::{
     control::{self, Request},
     plan::RunDir,
     state::{self, State},
-    BINARIES,
 };
 use crate::output::Out;
 
@@ -34,9 +33,7 @@ pub async fn down(run: &RunDir, timeout: Duration, out: Out) -> anyhow::Result<(
     }
     // A supervisor that does not answer on its socket but lives stops its
     // children itself on SIGTERM (signalled too, they would be restarted).
-    if let Some(pid) =
-        supervisor.filter(|pid| state::alive(*pid) && state::runs_waiter(*pid, &BINARIES))
-    {
+    if let Some(pid) = supervisor.filter(|pid| state::alive(*pid) && state::runs_waiter(*pid)) {
         how = "the supervisor stopped them (on SIGTERM)";
         state::signal(pid, libc::SIGTERM);
         let deadline = Instant::now() + timeout * 8;
@@ -48,7 +45,7 @@ pub async fn down(run: &RunDir, timeout: Duration, out: Out) -> anyhow::Result<(
     let left: Vec<(String, u32)> = state::pid_files(run)
         .into_iter()
         .filter(|(_, path, pid)| {
-            let ours = state::alive(*pid) && state::runs_waiter(*pid, &BINARIES);
+            let ours = state::alive(*pid) && state::runs_waiter(*pid);
             if !ours {
                 let _ = std::fs::remove_file(path);
             }

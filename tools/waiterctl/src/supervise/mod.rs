@@ -24,18 +24,6 @@ use anyhow::bail;
 
 use crate::output::Out;
 
-/// Every binary `up` runs, for telling our processes from a reused pid.
-pub const BINARIES: [&str; 8] = [
-    "ingest",
-    "router",
-    "conversation",
-    "order",
-    "outbound",
-    "notifier",
-    "twilio-sim",
-    "waiterctl",
-];
-
 #[derive(Debug, clap::Args)]
 pub struct RunDirArg {
     /// The run directory: logs, pid files, the control socket.

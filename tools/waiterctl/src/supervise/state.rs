@@ -97,15 +97,17 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
-/// Whether `pid` runs one of our binaries: a pid file outlives its process
-/// and the number may have been reused by something else.
-pub fn runs_waiter(pid: u32, names: &[&str]) -> bool {
+/// Whether `pid` runs one of our binaries (a stage, the simulator, the
+/// supervisor): a pid file outlives its process and the number may have
+/// been reused by something else.
+pub fn runs_waiter(pid: u32) -> bool {
     let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
         return false;
     };
     exe.file_name()
         .and_then(|n| n.to_str())
-        .is_some_and(|n| names.contains(&n.trim_end_matches(" (deleted)")))
+        .map(|n| n.trim_end_matches(" (deleted)"))
+        .is_some_and(|n| n == "waiterctl" || Stage::START_ORDER.iter().any(|s| s.binary() == n))
 }
 
 pub fn signal(pid: u32, signal: libc::c_int) -> bool {

@@ -207,8 +207,7 @@ async fn serve_control(listener: UnixListener, supervisor: Arc<Supervisor>) {
 /// Refuses to start over a live supervisor or processes a dead one left.
 fn refuse_if_running(run: &RunDir) -> anyhow::Result<()> {
     for (name, _, pid) in state::pid_files(run) {
-        if state::alive(pid) && (name == "supervisor" || state::runs_waiter(pid, &super::BINARIES))
-        {
+        if state::alive(pid) && (name == "supervisor" || state::runs_waiter(pid)) {
             bail!(
                 "{name} (pid {pid}) from an earlier `up` in {} is still running: `just down` first",
                 run.root.display()
