@@ -31,6 +31,8 @@ struct Row {
     stage: String,
     replica: String,
     pid: Option<u32>,
+    /// Where its `/health`, `/ready`, `/status` and `/metrics` answer.
+    ops_addr: Option<String>,
     uptime_secs: Option<i64>,
     ready: Option<bool>,
     handled: Option<u64>,
@@ -137,6 +139,7 @@ async fn collect(run: &RunDir, prober: &Prober, bus: Result<&Bus, &String>) -> R
             stage: p.stage.name().to_string(),
             replica: p.replica.clone(),
             pid: p.pid.filter(|pid| state::alive(*pid)),
+            ops_addr: Some(format!(":{}", p.ops_port)),
             uptime_secs: p.pid.and(p.started_at).map(|at| (now - at).num_seconds()),
             ready: match ready {
                 Answer::Got(code, _) => Some(code == 200),
@@ -169,6 +172,7 @@ async fn collect(run: &RunDir, prober: &Prober, bus: Result<&Bus, &String>) -> R
             stage: m.stage.clone(),
             replica: m.replica.clone(),
             pid: Some(m.pid),
+            ops_addr: m.ops_addr.clone(),
             uptime_secs: m.started_at.map(|at| (now - at).num_seconds()),
             ready: Some(m.ready),
             handled: Some(m.handled),
@@ -286,6 +290,7 @@ fn print(report: &Report, out: Out) {
                     format!("{} (elsewhere)", r.replica)
                 },
                 r.pid.map_or("—".into(), |p| p.to_string()),
+                r.ops_addr.clone().unwrap_or_else(|| "—".into()),
                 r.uptime_secs.map_or("—".into(), uptime),
                 match r.ready {
                     Some(true) => "ready".into(),
@@ -318,6 +323,7 @@ fn print(report: &Report, out: Out) {
             "stage",
             "replica",
             "pid",
+            "ops",
             "uptime",
             "ready",
             "handled",
