@@ -15,6 +15,8 @@ export ROUTER_OPS_PORT := env_var_or_default("ROUTER_OPS_PORT", "9101")
 export CONVERSATION_OPS_PORT := env_var_or_default("CONVERSATION_OPS_PORT", "9102")
 export ORDER_OPS_PORT := env_var_or_default("ORDER_OPS_PORT", "9103")
 export OUTBOUND_OPS_PORT := env_var_or_default("OUTBOUND_OPS_PORT", "9104")
+export INGEST_OPS_PORT := env_var_or_default("INGEST_OPS_PORT", "9105")
+export NOTIFIER_OPS_PORT := env_var_or_default("NOTIFIER_OPS_PORT", "9106")
 export DASHBOARD_URL := env_var_or_default("DASHBOARD_URL", "http://127.0.0.1:" + NOTIFIER_PORT)
 export PUBLIC_URL := env_var_or_default("PUBLIC_URL", "http://127.0.0.1:" + INGEST_PORT)
 export INGEST_ADDR := "0.0.0.0:" + INGEST_PORT
@@ -32,9 +34,20 @@ export WAITER_SECRET_KEY := env_var_or_default("WAITER_SECRET_KEY", `cat .run/se
 default:
     @just --list
 
-# Start NATS and PostgreSQL if needed, migrate, seed the demo restaurant, run every stage and the Twilio simulator.
-up:
-    tools/ops/up.sh
+# The waiterctl that `just up` runs (release), for ps, scale and down.
+ctl := if path_exists(env_var_or_default("WAITER_RUN_DIR", ".run") / "waiterctl") == "true" { env_var_or_default("WAITER_RUN_DIR", ".run") / "waiterctl" } else { "cargo run -q --release -p waiterctl --" }
+
+# Start NATS and PostgreSQL if needed, migrate, seed the demo, run every stage and the Twilio simulator under supervision (release; --debug).
+up *args:
+    cargo run -q {{ if args =~ "--debug" { "" } else { "--release" } }} -p waiterctl -- up "$@"
+
+# Stop everything `just up` started (from its pid files if it died).
+down *args:
+    @{{ ctl }} down "$@"
+
+# What runs: one line per process, ready or not, handled, in flight, lag (--watch, --json).
+ps *args:
+    @{{ ctl }} ps "$@"
 
 # The whole test suite against real NATS and PostgreSQL, the dashboard in headless Chromium, the API under schemathesis.
 test:
@@ -72,9 +85,9 @@ lint:
 chat message customer="whatsapp:+966500000123":
     tools/ops/chat.sh "$1" "$2"
 
-# Run N replicas of a stage next to `just up` (router, conversation, order, outbound).
+# Run N replicas of a stage under `just up`, up or down (ingest, router, conversation, order, outbound, notifier).
 scale stage n:
-    tools/ops/scale.sh "$1" "$2"
+    @{{ ctl }} scale "$1" "$2"
 
 # Print a subject's messages as JSON lines (--since 10m | --seq N), or feed them back (--republish).
 replay subject *args:

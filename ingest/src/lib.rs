@@ -43,6 +43,10 @@ pub struct Config {
     /// A header naming the client address, set by a proxy in front
     /// (`X-Forwarded-For`: its last address is used). Unset: the peer.
     pub client_ip_header: Option<String>,
+    /// `INGEST_OPS_ADDR`: `/health`, `/ready`, `/status` and `/metrics` on
+    /// a port of this process alone, as well as on the public one (which
+    /// replicas share with SO_REUSEPORT, so it answers for any of them).
+    pub ops_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -75,6 +79,7 @@ impl Config {
             env.problem("INGEST_REFUSED_SOURCES must be at least 1 and INGEST_REFUSED_FLUSH_MS at least 100");
         }
         let client_ip_header = env.optional("INGEST_CLIENT_IP_HEADER");
+        let ops_listen = env.optional_addr("INGEST_OPS_ADDR");
         env.finish()?;
         Ok(Self {
             listen,
@@ -86,6 +91,7 @@ impl Config {
             directory_wait,
             refusals,
             client_ip_header,
+            ops_listen,
         })
     }
 
@@ -104,6 +110,7 @@ impl Config {
                 ..RefusalPolicy::default()
             },
             client_ip_header: None,
+            ops_listen: None,
         }
     }
 }
@@ -114,6 +121,11 @@ pub enum IngestError {
     Bus(#[from] BusError),
     #[error("cannot listen on {addr}: {reason}")]
     Bind { addr: SocketAddr, reason: String },
+    #[error("cannot serve the ops port {addr}: {source}")]
+    Ops {
+        addr: SocketAddr,
+        source: warp::Error,
+    },
 }
 
 /// Starts the webhook server. With `public_url` empty (tests), it becomes
@@ -156,6 +168,8 @@ pub async fn start(
     let health = Health::new("ingest")
         .check("nats", move || connection.is_connected())
         .check("tenant_directory", move || loaded.is_loaded());
+    let ops = waiter_runtime::ops::serve_if(config.ops_listen, &health, &shutdown)
+        .map_err(|(addr, source)| IngestError::Ops { addr, source })?;
     let (timeouts, directory_wait) = (config.timeouts, config.directory_wait);
     let state = http::State::new(config, bus, cache.clone(), refusals);
     let server =
@@ -168,6 +182,9 @@ pub async fn start(
     let done = tokio::spawn(async move {
         let _ = server.await;
         let _ = flusher.await;
+        if let Some(ops) = ops {
+            let _ = ops.await;
+        }
     });
     Ok(Running { addr, done })
 }

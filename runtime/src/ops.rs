@@ -167,6 +167,23 @@ pub fn serve(
     Ok((bound, tokio::spawn(server)))
 }
 
+/// [`serve`] when the stage was given a separate ops address (ingest and
+/// notifier, whose public port replicas share); `None` otherwise. The
+/// error names the address that could not be served.
+pub fn serve_if(
+    addr: Option<SocketAddr>,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<()>>, (SocketAddr, warp::Error)> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    match serve(addr, health.clone(), shutdown.clone()) {
+        Ok((_, task)) => Ok(Some(task)),
+        Err(e) => Err((addr, e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};

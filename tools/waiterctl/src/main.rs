@@ -1,6 +1,7 @@
 //! `waiterctl`: the operator's tool. Onboard restaurants (settings, branches
 //! and hours, menus, content templates, secrets), migrate and seed, mint
-//! dashboard tokens, replay subjects, list and retry dead letters. Every
+//! dashboard tokens, replay subjects, list and retry dead letters, run the
+//! stages under supervision (`up`, `scale`, `ps`, `down`). Every
 //! `just` recipe that touches data goes through it. Output is a table, or
 //! JSON with `--json`; an error is one readable message and exit status 1
 //! (2 for a command line clap cannot read).
@@ -16,6 +17,7 @@ mod output;
 mod replay;
 mod restaurant;
 mod secrets;
+mod supervise;
 mod templates;
 mod tenants;
 mod webhooks;
@@ -108,6 +110,14 @@ enum Command {
         #[arg(long)]
         seq: Option<u64>,
     },
+    /// Run every stage and the Twilio simulator under supervision (`just up`).
+    Up(supervise::UpArgs),
+    /// Stop everything `up` started, from its pid files if it died.
+    Down(supervise::DownArgs),
+    /// Set a stage's number of replicas, up or down.
+    Scale(supervise::ScaleArgs),
+    /// What runs: one line per process, ready or not, lag per consumer.
+    Ps(supervise::PsArgs),
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -147,6 +157,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => replay::replay(args).await,
         Command::Dlq { limit } => replay::list_dead_letters(limit).await,
         Command::DlqRetry { seq } => replay::retry_dead_letters(seq).await,
+        Command::Up(args) => supervise::up(args).await,
+        Command::Down(args) => supervise::down(args, out).await,
+        Command::Scale(args) => supervise::scale(args, out).await,
+        Command::Ps(args) => supervise::ps(args, out).await,
     }
 }
 
