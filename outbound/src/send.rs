@@ -207,7 +207,8 @@ impl SendHandler {
         // one defers the message in place: its conversation waits (order
         // kept), the other conversations go on, and it is not an attempt.
         if let Some(delay) = self.wait_for_quota(&restaurant).await {
-            metrics::counter!("waiter_outbound_rate_limited_total").increment(1);
+            metrics::counter!("waiter_outbound_rate_limited_total", "restaurant" => restaurant.id.to_string())
+                .increment(1);
             return Ok(Outcome::defer(
                 delay,
                 format!("restaurant {} is over its outbound rate", restaurant.id),
@@ -342,7 +343,8 @@ impl SendHandler {
             }
         };
         self.unrecorded.invalidate(&msg.message_id).await;
-        metrics::counter!("waiter_outbound_sent_total").increment(1);
+        metrics::counter!("waiter_outbound_sent_total", "restaurant" => msg.restaurant_id.to_string())
+            .increment(1);
         match view {
             Some(view) => {
                 tracing::info!(message_id = %msg.message_id, sid, "sent");

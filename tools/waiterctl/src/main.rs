@@ -9,14 +9,17 @@ mod branch;
 mod check;
 mod connect;
 mod database;
+mod dlq;
 mod jwt;
 mod menu;
 mod output;
 mod replay;
 mod restaurant;
+mod scan;
 mod secrets;
 mod templates;
 mod tenants;
+mod trace;
 
 use clap::{Parser, Subcommand};
 
@@ -90,16 +93,12 @@ enum Command {
     },
     /// Print the messages of a subject as JSON lines, or feed them back.
     Replay(replay::ReplayArgs),
-    /// List dead letters.
-    Dlq {
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-    },
-    /// Send dead letters again (all of them, or one by sequence).
-    DlqRetry {
-        #[arg(long)]
-        seq: Option<u64>,
-    },
+    /// List dead letters: stage, restaurant, recipient, reason, attempts, age.
+    Dlq(dlq::DlqArgs),
+    /// Send dead letters again (one by sequence, or all), keeping their trace ids.
+    DlqRetry(dlq::RetryArgs),
+    /// One customer message's journey through the stages, by its MessageSid.
+    Trace(trace::TraceArgs),
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -135,8 +134,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Replay(args) => replay::replay(args).await,
-        Command::Dlq { limit } => replay::list_dead_letters(limit).await,
-        Command::DlqRetry { seq } => replay::retry_dead_letters(seq).await,
+        Command::Dlq(args) => dlq::list(args, out).await,
+        Command::DlqRetry(args) => dlq::retry(args).await,
+        Command::Trace(args) => trace::trace(args, out).await,
     }
 }
 

@@ -62,10 +62,8 @@ async fn dead_letter_one(bus: &waiter_nats::Bus) {
 
 /// `waiterctl dlq`, parsed.
 fn listed(env: &TestEnv) -> Vec<serde_json::Value> {
-    let (out, _) = waiterctl(env, &["dlq"]);
-    out.lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
+    let (out, _) = waiterctl(env, &["--json", "dlq"]);
+    serde_json::from_str(&out).expect("a JSON array")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
