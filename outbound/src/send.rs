@@ -11,6 +11,7 @@ use waiter_nats::{
     messages::OutboundMessage,
     worker::lane_of,
     Bus, BusError, Delivery, Envelope, Failure, Handler, LaneHandler, LetterContext, Outcome,
+    WorkerStatus,
 };
 
 use crate::{
@@ -96,6 +97,9 @@ pub struct SendHandler {
     /// Calls made to Twilio per message: what `OUTBOUND_MAX_ATTEMPTS`
     /// counts (not rate-limit waits, not database retries).
     twilio_calls: moka::future::Cache<Uuid, u32>,
+    /// Which partitions this replica owns, for its share of each
+    /// restaurant's rate (see [`SendHandler::sharing`]).
+    owner: Option<(WorkerStatus, u16)>,
 }
 
 type Env = Envelope<OutboundMessage>;
@@ -122,7 +126,23 @@ impl SendHandler {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(3600))
                 .build(),
+            owner: None,
         }
+    }
+
+    /// Limits each restaurant to the share of its rate that matches the
+    /// share of the outbound partitions this replica owns. Leases give
+    /// every partition one owner, so the replicas' shares add up to at
+    /// most the whole rate, with no shared counter on the send path.
+    pub fn sharing(mut self, status: WorkerStatus, partitions: u16) -> Self {
+        self.owner = Some((status, partitions));
+        self
+    }
+
+    fn share(&self) -> f64 {
+        self.owner
+            .as_ref()
+            .map_or(1.0, |(status, n)| status.owned_share(STAGE, *n))
     }
 
     async fn try_handle(&self, env: &Env, delivery: &Delivery) -> Result<Outcome, SendError> {
@@ -258,6 +278,13 @@ impl SendHandler {
                         metrics::counter!("waiter_outbound_retries_total").increment(1);
                         tracing::info!(message_id = %msg.message_id, calls,
                             code = ?code, reason = %reason, "transient Twilio failure; will retry");
+                        if let Some(wait) = answer.retry_after() {
+                            // Twilio said when: the restaurant's sends wait
+                            // that long on this replica, and this message
+                            // comes back then (the call already counted).
+                            self.tenants.pause(restaurant.id, wait);
+                            return Ok(Outcome::defer(wait, reason));
+                        }
                         let failure = Failure::transient(reason);
                         Ok(Outcome::Retry(match code {
                             Some(code) => failure.with_code(code),
@@ -300,10 +327,11 @@ impl SendHandler {
     async fn wait_for_quota(&self, restaurant: &Restaurant) -> Option<Duration> {
         let mut waited = Duration::ZERO;
         loop {
-            let wait = match self
-                .tenants
-                .try_acquire(restaurant.id, restaurant.outbound_rate_per_second)
-            {
+            let wait = match self.tenants.try_acquire(
+                restaurant.id,
+                restaurant.outbound_rate_per_second,
+                self.share(),
+            ) {
                 Ok(()) => return None,
                 Err(wait) => wait,
             };

@@ -22,6 +22,12 @@ pub async fn report(
     consumers: Vec<String>,
     stop: CancellationToken,
 ) {
+    // Zero, not absent, until the first redelivery: rates and alerts see it.
+    for consumer in &consumers {
+        metrics::counter!("waiter_worker_redelivered_total",
+            "stage" => stage, "consumer" => consumer.clone())
+        .increment(0);
+    }
     let name = bus.topology().stream_name(stream);
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -208,6 +208,20 @@ impl WorkerStatus {
             .insert(group.to_string(), ok);
     }
 
+    /// This replica's share of `group`'s `partitions`, in (0, 1]: its part
+    /// of a limit split between replicas by the partitions they own
+    /// (leases give each partition one owner, so the shares add up to at
+    /// most 1). Owning none yet (a partition handed over under it) counts
+    /// as owning one.
+    pub fn owned_share(&self, group: &str, partitions: u16) -> f64 {
+        let owned = lock(&self.inner.state)
+            .owned
+            .get(group)
+            .map_or(0, |owned| owned.len())
+            .max(1);
+        (owned as f64 / f64::from(partitions.max(1))).min(1.0)
+    }
+
     pub(crate) fn owned(&self, group: &str, partitions: Vec<u16>) {
         let count = partitions.len();
         lock(&self.inner.state)

@@ -3,6 +3,7 @@
 //! PostgreSQL, the Twilio simulator), their output parsed.
 
 mod dlq;
+mod loop_letter;
 mod replay;
 mod trace;
 
@@ -23,7 +24,11 @@ pub struct Ran {
 
 /// Runs waiterctl against the pipeline's database and namespace.
 pub fn waiterctl(p: &Pipeline, args: &[&str]) -> Ran {
-    let env = &p.env;
+    run(&p.env, args)
+}
+
+/// Runs waiterctl against a test's database and namespace.
+pub fn run(env: &waiter_harness::TestEnv, args: &[&str]) -> Ran {
     let output = Command::new(env!("CARGO_BIN_EXE_waiterctl"))
         .args(args)
         .env("DATABASE_URL", &env.db.url)
