@@ -387,4 +387,14 @@ mod tests {
         assert_eq!(report.consumers[0].handled, 1);
         assert_eq!(status.json()["replica"], "order-1");
     }
+
+    #[test]
+    fn the_owned_share_is_a_fraction_of_the_partitions_never_zero() {
+        let status = WorkerStatus::new("outbound", "outbound-1");
+        assert_eq!(status.owned_share("outbound", 16), 1.0 / 16.0);
+        status.owned("outbound", vec![0, 3, 7, 9]);
+        assert_eq!(status.owned_share("outbound", 16), 0.25);
+        assert_eq!(status.owned_share("outbound", 2), 1.0);
+        assert_eq!(status.owned_share("router", 16), 1.0 / 16.0);
+    }
 }
