@@ -137,7 +137,7 @@ mod tests {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         for i in 0..5 {
             assert_eq!(
-                limits.check(a, 5, 100, &format!("c{i}", 1.0)),
+                limits.check(a, 5, 100, &format!("c{i}"), 1.0),
                 Decision::Allowed
             );
         }
