@@ -264,7 +264,7 @@ pub async fn start(
                 rate_limit_wait: config.rate_limit_wait,
             },
         )
-        .sharing(worker.status().clone(), bus.topology().partitions()),
+        .sharing(worker.limit_share()),
     );
     let statuses = Arc::new(StatusHandler::new(
         pool.clone(),

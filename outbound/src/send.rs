@@ -10,8 +10,8 @@ use waiter_nats::{
     events::{DashboardEvent, EventType},
     messages::OutboundMessage,
     worker::lane_of,
+    worker::LimitShare,
     Bus, BusError, Delivery, Envelope, Failure, Handler, LaneHandler, LetterContext, Outcome,
-    WorkerStatus,
 };
 
 use crate::{
@@ -97,9 +97,8 @@ pub struct SendHandler {
     /// Calls made to Twilio per message: what `OUTBOUND_MAX_ATTEMPTS`
     /// counts (not rate-limit waits, not database retries).
     twilio_calls: moka::future::Cache<Uuid, u32>,
-    /// Which partitions this replica owns, for its share of each
-    /// restaurant's rate (see [`SendHandler::sharing`]).
-    owner: Option<(WorkerStatus, u16)>,
+    /// This replica's part of each restaurant's rate.
+    share: LimitShare,
 }
 
 type Env = Envelope<OutboundMessage>;
@@ -126,23 +125,14 @@ impl SendHandler {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(3600))
                 .build(),
-            owner: None,
+            share: LimitShare::whole(),
         }
     }
 
-    /// Limits each restaurant to the share of its rate that matches the
-    /// share of the outbound partitions this replica owns. Leases give
-    /// every partition one owner, so the replicas' shares add up to at
-    /// most the whole rate, with no shared counter on the send path.
-    pub fn sharing(mut self, status: WorkerStatus, partitions: u16) -> Self {
-        self.owner = Some((status, partitions));
+    /// Sends each restaurant's messages at this replica's part of its rate.
+    pub fn sharing(mut self, share: LimitShare) -> Self {
+        self.share = share;
         self
-    }
-
-    fn share(&self) -> f64 {
-        self.owner
-            .as_ref()
-            .map_or(1.0, |(status, n)| status.owned_share(STAGE, *n))
     }
 
     async fn try_handle(&self, env: &Env, delivery: &Delivery) -> Result<Outcome, SendError> {
@@ -330,7 +320,7 @@ impl SendHandler {
             let wait = match self.tenants.try_acquire(
                 restaurant.id,
                 restaurant.outbound_rate_per_second,
-                self.share(),
+                self.share.get(),
             ) {
                 Ok(()) => return None,
                 Err(wait) => wait,

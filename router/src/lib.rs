@@ -99,7 +99,7 @@ pub async fn start(
     let worker = Worker::new(&bus, "router");
     let router = Arc::new(
         route::Router::new(bus.clone(), pool.clone(), config.tenant_cache_ttl)
-            .sharing(worker.status().clone(), bus.topology().partitions()),
+            .sharing(worker.limit_share()),
     );
     {
         let (worker, shutdown) = (worker.clone(), shutdown.clone());

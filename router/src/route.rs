@@ -7,7 +7,8 @@ use sqlx::PgPool;
 use waiter_migrations::Restaurant;
 use waiter_nats::{
     messages::{ConversationInput, CustomerMessage, InboundMessage, WebhookOutcome},
-    Bus, Delivery, Envelope, Failure, Handler, LetterContext, Outcome, WorkerStatus,
+    worker::LimitShare,
+    Bus, Delivery, Envelope, Failure, Handler, LetterContext, Outcome,
 };
 
 use crate::{
@@ -75,23 +76,15 @@ pub struct Router {
     pool: PgPool,
     by_number: Cache<String, Option<Arc<Restaurant>>>,
     limits: InboundLimits,
-    /// Which partitions this replica owns, for its share of each
-    /// restaurant's inbound limit.
-    owner: Option<(WorkerStatus, u16)>,
+    /// This replica's part of each restaurant's inbound limit.
+    share: LimitShare,
 }
 
 impl Router {
-    /// Limits each restaurant to the share of its inbound limit that
-    /// matches the share of the ingest partitions this replica owns.
-    pub fn sharing(mut self, status: WorkerStatus, partitions: u16) -> Self {
-        self.owner = Some((status, partitions));
+    /// Limits each restaurant's inbound messages to this replica's part.
+    pub fn sharing(mut self, share: LimitShare) -> Self {
+        self.share = share;
         self
-    }
-
-    fn share(&self) -> f64 {
-        self.owner
-            .as_ref()
-            .map_or(1.0, |(status, n)| status.owned_share("router", *n))
     }
 
     pub fn new(bus: Bus, pool: PgPool, ttl: Duration) -> Self {
@@ -103,7 +96,7 @@ impl Router {
                 .time_to_live(ttl)
                 .build(),
             limits: InboundLimits::default(),
-            owner: None,
+            share: LimitShare::whole(),
         }
     }
 
@@ -205,7 +198,7 @@ impl Handler for Router {
             restaurant.restaurant_rate_per_minute.max(1) as u32,
             restaurant.customer_rate_per_minute.max(1) as u32,
             &message.from,
-            self.share(),
+            self.share.get(),
         );
         let limited = decision.reason().map(str::to_string);
         let (outcome, reason) = match &limited {

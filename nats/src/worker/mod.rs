@@ -230,6 +230,26 @@ pub fn lane_of(key: &impl Hash) -> u64 {
     hasher.finish()
 }
 
+/// A replica's part, in (0, 1], of a limit split between the replicas by
+/// owned partitions (a restaurant's send rate, its inbound limit): the
+/// leases give each partition one owner, so the parts add up to at most
+/// the whole, with no shared counter.
+#[derive(Clone, Default)]
+pub struct LimitShare(Option<(WorkerStatus, &'static str, u16)>);
+
+impl LimitShare {
+    /// The whole limit (one replica, or tests).
+    pub fn whole() -> Self {
+        Self(None)
+    }
+
+    pub fn get(&self) -> f64 {
+        self.0
+            .as_ref()
+            .map_or(1.0, |(status, group, n)| status.owned_share(group, *n))
+    }
+}
+
 /// One process's workers: its replica identity and status, shared by
 /// every loop it runs.
 #[derive(Clone)]
@@ -334,6 +354,16 @@ impl Worker {
             shutdown,
         )
         .await
+    }
+
+    /// This replica's part of a limit the stage's replicas split by the
+    /// partitions they own ([`WorkerStatus::owned_share`]).
+    pub fn limit_share(&self) -> LimitShare {
+        LimitShare(Some((
+            self.status.clone(),
+            self.stage,
+            self.bus.topology().partitions(),
+        )))
     }
 
     /// Reports the consumers' lag ([`lag`]) until the guard is dropped.
