@@ -177,14 +177,11 @@ pub async fn trace(args: TraceArgs, out: Out) -> anyhow::Result<()> {
 
     // Everything the trace id touched, stream by stream.
     let mut hops = vec![];
-    for kind in [
-        StreamKind::Ingest,
-        StreamKind::Conversation,
-        StreamKind::Order,
-        StreamKind::Outbound,
-        StreamKind::Events,
-        StreamKind::DeadLetter,
-    ] {
+    // (Not the directory and the leases: no message of theirs has a trace.)
+    let traced = StreamKind::ALL
+        .into_iter()
+        .filter(|k| !matches!(k, StreamKind::Directory | StreamKind::Leases));
+    for kind in traced {
         let stream = topology.stream_name(kind);
         let filter = topology.stream_subjects(kind);
         scan::each(&bus, kind, &filter, &range, async |m| {
