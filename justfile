@@ -89,17 +89,27 @@ chat message customer="whatsapp:+966500000123":
 scale stage n:
     @{{ ctl }} scale "$1" "$2"
 
-# Print a subject's messages as JSON lines (--since 10m | --seq N), or feed them back (--republish).
+# A subject's or stream's messages as JSON lines: just replay events [--since 10m | --seq N] [--until …] [--tenant slug] [--limit N] [--republish]
 replay subject *args:
     cargo run -q -p waiterctl -- replay "$@"
 
-# List dead letters.
-dlq:
-    cargo run -q -p waiterctl -- dlq
+# Dead letters as a table: stage, restaurant, recipient, reason, attempts, age (--stage S, --json).
+dlq *args:
+    cargo run -q -p waiterctl -- dlq "$@"
 
-# Send dead letters again (all, or --seq N).
+# Send dead letters again, keeping their trace ids: just dlq-retry --seq N | --all
 dlq-retry *args:
     cargo run -q -p waiterctl -- dlq-retry "$@"
+
+# One customer message's journey through every stage, with per-hop latency: just trace SM…
+trace message_sid *args:
+    cargo run -q -p waiterctl -- trace "$@"
+
+# The Prometheus alert rules and scrape config (promtool), and the Grafana dashboard's JSON, in deploy/.
+metrics-check:
+    promtool check rules deploy/prometheus/alerts.yml
+    promtool check config deploy/prometheus/prometheus.yml
+    python3 -c 'import json, sys; d = json.load(open("deploy/grafana/waiter.json")); sys.exit(0 if d["panels"] else "no panels")'
 
 # Add or replace a restaurant: just tenant --slug x --number whatsapp:+1... --account-sid AC... --time-zone Asia/Riyadh (token from TENANT_AUTH_TOKEN).
 tenant *args:
@@ -146,9 +156,10 @@ bench *args:
     tools/ops/ensure-services.sh
     cargo run -q --release -p waiter-e2e --bin bench -- "$@"
 
-# Check the shipped nats-server configuration (nats/server/) with `nats-server -t`.
+# Check the shipped nats-server configurations (nats/server/, and each node of deploy/'s cluster) with `nats-server -t`.
 nats-config-check:
     NATS_INGEST_PASSWORD=x NATS_ROUTER_PASSWORD=x NATS_CONVERSATION_PASSWORD=x NATS_ORDER_PASSWORD=x NATS_OUTBOUND_PASSWORD=x NATS_NOTIFIER_PASSWORD=x NATS_WAITERCTL_PASSWORD=x nats-server -t -c nats/server/waiter.conf
+    for node in nats-1 nats-2 nats-3; do NODE_NAME=$node NATS_ROUTE_PASSWORD=x NATS_INGEST_PASSWORD=x NATS_ROUTER_PASSWORD=x NATS_CONVERSATION_PASSWORD=x NATS_ORDER_PASSWORD=x NATS_OUTBOUND_PASSWORD=x NATS_NOTIFIER_PASSWORD=x NATS_WAITERCTL_PASSWORD=x nats-server -t -c deploy/nats/node.conf || exit 1; done
 
 # Fuzz each target for SECONDS (default 30) on the stable toolchain; installs cargo-fuzz when missing.
 fuzz seconds="30":

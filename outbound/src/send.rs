@@ -10,6 +10,7 @@ use waiter_nats::{
     events::{DashboardEvent, EventType},
     messages::OutboundMessage,
     worker::lane_of,
+    worker::LimitShare,
     Bus, BusError, Delivery, Envelope, Failure, Handler, LaneHandler, LetterContext, Outcome,
 };
 
@@ -96,6 +97,8 @@ pub struct SendHandler {
     /// Calls made to Twilio per message: what `OUTBOUND_MAX_ATTEMPTS`
     /// counts (not rate-limit waits, not database retries).
     twilio_calls: moka::future::Cache<Uuid, u32>,
+    /// This replica's part of each restaurant's rate.
+    share: LimitShare,
 }
 
 type Env = Envelope<OutboundMessage>;
@@ -122,7 +125,14 @@ impl SendHandler {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(3600))
                 .build(),
+            share: LimitShare::whole(),
         }
+    }
+
+    /// Sends each restaurant's messages at this replica's part of its rate.
+    pub fn sharing(mut self, share: LimitShare) -> Self {
+        self.share = share;
+        self
     }
 
     async fn try_handle(&self, env: &Env, delivery: &Delivery) -> Result<Outcome, SendError> {
@@ -207,7 +217,8 @@ impl SendHandler {
         // one defers the message in place: its conversation waits (order
         // kept), the other conversations go on, and it is not an attempt.
         if let Some(delay) = self.wait_for_quota(&restaurant).await {
-            metrics::counter!("waiter_outbound_rate_limited_total").increment(1);
+            metrics::counter!("waiter_outbound_rate_limited_total", "restaurant" => restaurant.id.to_string())
+                .increment(1);
             return Ok(Outcome::defer(
                 delay,
                 format!("restaurant {} is over its outbound rate", restaurant.id),
@@ -257,6 +268,13 @@ impl SendHandler {
                         metrics::counter!("waiter_outbound_retries_total").increment(1);
                         tracing::info!(message_id = %msg.message_id, calls,
                             code = ?code, reason = %reason, "transient Twilio failure; will retry");
+                        if let Some(wait) = answer.retry_after() {
+                            // Twilio said when: the restaurant's sends wait
+                            // that long on this replica, and this message
+                            // comes back then (the call already counted).
+                            self.tenants.pause(restaurant.id, wait);
+                            return Ok(Outcome::defer(wait, reason));
+                        }
                         let failure = Failure::transient(reason);
                         Ok(Outcome::Retry(match code {
                             Some(code) => failure.with_code(code),
@@ -299,10 +317,11 @@ impl SendHandler {
     async fn wait_for_quota(&self, restaurant: &Restaurant) -> Option<Duration> {
         let mut waited = Duration::ZERO;
         loop {
-            let wait = match self
-                .tenants
-                .try_acquire(restaurant.id, restaurant.outbound_rate_per_second)
-            {
+            let wait = match self.tenants.try_acquire(
+                restaurant.id,
+                restaurant.outbound_rate_per_second,
+                self.share.get(),
+            ) {
                 Ok(()) => return None,
                 Err(wait) => wait,
             };
@@ -342,7 +361,8 @@ impl SendHandler {
             }
         };
         self.unrecorded.invalidate(&msg.message_id).await;
-        metrics::counter!("waiter_outbound_sent_total").increment(1);
+        metrics::counter!("waiter_outbound_sent_total", "restaurant" => msg.restaurant_id.to_string())
+            .increment(1);
         match view {
             Some(view) => {
                 tracing::info!(message_id = %msg.message_id, sid, "sent");

@@ -7,6 +7,7 @@ use sqlx::PgPool;
 use waiter_migrations::Restaurant;
 use waiter_nats::{
     messages::{ConversationInput, CustomerMessage, InboundMessage, WebhookOutcome},
+    worker::LimitShare,
     Bus, Delivery, Envelope, Failure, Handler, LetterContext, Outcome,
 };
 
@@ -75,9 +76,17 @@ pub struct Router {
     pool: PgPool,
     by_number: Cache<String, Option<Arc<Restaurant>>>,
     limits: InboundLimits,
+    /// This replica's part of each restaurant's inbound limit.
+    share: LimitShare,
 }
 
 impl Router {
+    /// Limits each restaurant's inbound messages to this replica's part.
+    pub fn sharing(mut self, share: LimitShare) -> Self {
+        self.share = share;
+        self
+    }
+
     pub fn new(bus: Bus, pool: PgPool, ttl: Duration) -> Self {
         Self {
             bus,
@@ -87,6 +96,7 @@ impl Router {
                 .time_to_live(ttl)
                 .build(),
             limits: InboundLimits::default(),
+            share: LimitShare::whole(),
         }
     }
 
@@ -188,6 +198,7 @@ impl Handler for Router {
             restaurant.restaurant_rate_per_minute.max(1) as u32,
             restaurant.customer_rate_per_minute.max(1) as u32,
             &message.from,
+            self.share.get(),
         );
         let limited = decision.reason().map(str::to_string);
         let (outcome, reason) = match &limited {

@@ -135,14 +135,21 @@ pub fn routes(
         let (_, ready, body) = h.evaluate();
         answer(ready, body)
     });
+    let status_health = health.clone();
     let status_route = warp::path!("status").and(warp::get()).map(move || {
+        let health = &status_health;
         let body = match &health.status {
             Some(status) => status(),
             None => serde_json::json!({ "stage": health.stage }),
         };
         warp::reply::json(&body)
     });
+    let h = health.clone();
     let metrics_route = warp::path!("metrics").and(warp::get()).map(move || {
+        // Readiness as a metric too, so an alert sees a stage that is up
+        // but not taking traffic.
+        let (_, ready, _) = h.evaluate();
+        metrics::gauge!("waiter_stage_ready", "stage" => h.stage).set(f64::from(u8::from(ready)));
         warp::reply::with_header(
             metrics.render(),
             "content-type",

@@ -11,15 +11,18 @@ mod check;
 mod connect;
 mod customer;
 mod database;
+mod dlq;
 mod jwt;
 mod menu;
 mod output;
 mod replay;
 mod restaurant;
+mod scan;
 mod secrets;
 mod supervise;
 mod templates;
 mod tenants;
+mod trace;
 mod webhooks;
 
 use clap::{Parser, Subcommand};
@@ -100,16 +103,12 @@ enum Command {
     },
     /// Print the messages of a subject as JSON lines, or feed them back.
     Replay(replay::ReplayArgs),
-    /// List dead letters.
-    Dlq {
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-    },
-    /// Send dead letters again (all of them, or one by sequence).
-    DlqRetry {
-        #[arg(long)]
-        seq: Option<u64>,
-    },
+    /// List dead letters: stage, restaurant, recipient, reason, attempts, age.
+    Dlq(dlq::DlqArgs),
+    /// Send dead letters again (one by sequence, or all), keeping their trace ids.
+    DlqRetry(dlq::RetryArgs),
+    /// One customer message's journey through the stages, by its MessageSid.
+    Trace(trace::TraceArgs),
     /// Run every stage and the Twilio simulator under supervision (`just up`).
     Up(supervise::UpArgs),
     /// Stop everything `up` started, from its pid files if it died.
@@ -155,8 +154,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Replay(args) => replay::replay(args).await,
-        Command::Dlq { limit } => replay::list_dead_letters(limit).await,
-        Command::DlqRetry { seq } => replay::retry_dead_letters(seq).await,
+        Command::Dlq(args) => dlq::list(args, out).await,
+        Command::DlqRetry(args) => dlq::retry(args).await,
+        Command::Trace(args) => trace::trace(args, out).await,
         Command::Up(args) => supervise::up(args).await,
         Command::Down(args) => supervise::down(args, out).await,
         Command::Scale(args) => supervise::scale(args, out).await,

@@ -2,7 +2,7 @@
 //! worker loop wrote: listed with its stage and class, and sent back to
 //! its subject with its trace id under an id deduplication keeps.
 
-use std::{process::Command, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use async_nats::HeaderMap;
 use tokio_util::sync::CancellationToken;
@@ -18,26 +18,6 @@ impl Handler for Accepting {
     async fn handle(&self, _: Envelope<ConversationInput>, _: Delivery) -> Outcome {
         Outcome::Ack
     }
-}
-
-fn waiterctl(env: &TestEnv, args: &[&str]) -> (String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_waiterctl"))
-        .args(args)
-        .env("DATABASE_URL", &env.db.url)
-        .env("NATS_URL", &env.bus.config.url)
-        .env("WAITER_NAMESPACE", env.bus.namespace())
-        .env("WAITER_PARTITIONS", env.bus.config.partitions.to_string())
-        .output()
-        .expect("run waiterctl");
-    assert!(
-        output.status.success(),
-        "waiterctl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
 }
 
 /// Runs a conversation worker until it dead-lettered one message.
@@ -62,10 +42,9 @@ async fn dead_letter_one(bus: &waiter_nats::Bus) {
 
 /// `waiterctl dlq`, parsed.
 fn listed(env: &TestEnv) -> Vec<serde_json::Value> {
-    let (out, _) = waiterctl(env, &["dlq"]);
-    out.lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
+    let ran = crate::run(env, &["--json", "dlq"]);
+    assert!(ran.ok, "{}", ran.stderr);
+    serde_json::from_str(&ran.stdout).expect("a JSON array")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +77,7 @@ async fn dlq_lists_a_loop_dead_letter_and_dlq_retry_sends_it_back_keeping_its_tr
         assert_eq!(letter["trace_id"], "trace-7");
         let seq = letter["seq"].as_u64().unwrap().to_string();
 
-        let (_, said) = waiterctl(&env, &["dlq-retry", "--seq", &seq]);
+        let said = crate::run(&env, &["dlq-retry", "--seq", &seq]).stderr;
         assert!(said.contains("1 dead letter(s) sent again"), "{said}");
         assert!(listed(&env).is_empty(), "the letter was removed");
         let back = read_stream(&bus, StreamKind::Conversation, subject.clone()).await;
