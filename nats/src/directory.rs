@@ -35,6 +35,14 @@ use crate::{
     envelope::{Envelope, Payload},
     error::BusError,
     topology::StreamKind,
+    worker::Backoff,
+};
+
+/// Between attempts to follow the directory again: 0.5–1 s, jittered so the
+/// stages that all lost NATS at once do not come back in lock-step.
+const FOLLOW_RETRY: Backoff = Backoff {
+    initial: Duration::from_secs(1),
+    max: Duration::from_secs(1),
 };
 
 /// One Twilio account's credentials as the directory stores them: the auth
@@ -131,7 +139,7 @@ impl Directory {
                         Ok(m) => m,
                         Err(e) => {
                             tracing::warn!(error = %e, "cannot follow tenant directory; retrying");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            tokio::time::sleep(FOLLOW_RETRY.jittered(1)).await;
                             continue;
                         }
                     },
@@ -139,7 +147,7 @@ impl Directory {
                         tracing::warn!(error = %e, "cannot follow tenant directory; retrying");
                         tokio::select! {
                             _ = shutdown.cancelled() => break,
-                            _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                            _ = tokio::time::sleep(FOLLOW_RETRY.jittered(1)) => continue,
                         }
                     }
                 };
