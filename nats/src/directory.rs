@@ -119,12 +119,19 @@ impl Directory {
         let loaded = cache.clone();
         tokio::spawn(async move {
             while !shutdown.is_cancelled() {
-                let empty = stream
+                // Loaded once the entry at the stream's last sequence as it
+                // is now was read: LastPerSubject always delivers that one.
+                // (nats-server 2.9's pending count on this consumer can stay
+                // above zero, which left ingest unready for good.)
+                let last = stream
                     .get_info()
                     .await
-                    .map(|info| info.state.messages == 0)
-                    .unwrap_or(false);
-                if empty {
+                    .ok()
+                    .map(|info| match info.state.messages {
+                        0 => 0,
+                        _ => info.state.last_sequence,
+                    });
+                if last == Some(0) {
                     cache.mark_loaded();
                 }
                 let ordered = stream
@@ -162,7 +169,13 @@ impl Directory {
                                 Ok(env) => cache.apply(env.body),
                                 Err(e) => tracing::warn!(error = %e, "unreadable directory entry"),
                             }
-                            let caught_up = message.info().map(|i| i.pending == 0).unwrap_or(false);
+                            let caught_up = message
+                                .info()
+                                .map(|i| match last {
+                                    Some(last) => i.stream_sequence >= last,
+                                    None => i.pending == 0,
+                                })
+                                .unwrap_or(false);
                             if caught_up {
                                 cache.mark_loaded();
                             }
