@@ -34,6 +34,9 @@ pub struct Audit {
     pub stored_unanswered_post: usize,
     /// Stored accepted webhooks without a reply Twilio took.
     pub unanswered: usize,
+    /// Stored, and left unanswered on purpose: over the restaurant's or
+    /// the customer's inbound limit (counted when the router handles them).
+    pub limited: usize,
     pub replies_recorded: usize,
     pub twilio_received: usize,
     /// Twilio took a message whose sid no row holds: sent twice.
@@ -68,10 +71,7 @@ impl Audit {
             ));
         }
         if self.out_of_order > 0 {
-            broken.push(format!(
-                "{} conversations out of order",
-                self.out_of_order
-            ));
+            broken.push(format!("{} conversations out of order", self.out_of_order));
         }
         if self.pending > 0 {
             broken.push(format!("{} messages pending", self.pending));
@@ -119,12 +119,14 @@ struct Inbound {
     wa_sid: String,
     copies: i64,
     replied: bool,
+    limited: bool,
 }
 
 async fn inbound(pool: &PgPool) -> Result<Vec<Inbound>, sqlx::Error> {
     sqlx::query_as(
         "SELECT COALESCE(i.wa_sid, '') AS wa_sid, count(*) OVER (PARTITION BY i.wa_sid) AS copies, \
-                EXISTS (SELECT 1 FROM messages o WHERE o.reply_to = i.id AND o.wa_sid IS NOT NULL) AS replied \
+                EXISTS (SELECT 1 FROM messages o WHERE o.reply_to = i.id AND o.wa_sid IS NOT NULL) AS replied, \
+                i.limited_reason IS NOT NULL AS limited \
          FROM messages i WHERE i.direction = 'in'",
     )
     .fetch_all(pool)
@@ -146,7 +148,7 @@ pub async fn run(posts: &[Post], pool: &PgPool, bus: &Bus, sim: &Simulator) -> A
         rows = inbound(pool).await.unwrap_or_default();
         let done: HashSet<&str> = rows
             .iter()
-            .filter(|r| r.replied)
+            .filter(|r| r.replied || r.limited)
             .map(|r| r.wa_sid.as_str())
             .collect();
         waiting = pending(bus).await.unwrap_or(u64::MAX);
@@ -180,7 +182,9 @@ pub async fn run(posts: &[Post], pool: &PgPool, bus: &Bus, sim: &Simulator) -> A
                 if row.copies > 1 {
                     audit.stored_twice += 1;
                 }
-                if !row.replied {
+                if row.limited {
+                    audit.limited += 1;
+                } else if !row.replied {
                     audit.unanswered += 1;
                 }
             }

@@ -22,16 +22,20 @@ use scenarios::Scenario;
 use traffic::Traffic;
 use world::World;
 
-/// Customers per restaurant, each writing once per `PAUSE`.
-const CUSTOMERS: usize = 4;
-const PAUSE: Duration = Duration::from_millis(1_200);
+/// Customers per restaurant, each writing once per `PAUSE`: 17 a minute,
+/// under the default customer inbound limit (20).
+const CUSTOMERS: usize = 8;
+const PAUSE: Duration = Duration::from_millis(3_500);
 /// Traffic before the fault.
 const WARM: Duration = Duration::from_secs(2);
 
 fn seconds() -> Duration {
     let seconds = std::env::var("CHAOS_SECONDS")
         .ok()
-        .map(|v| v.parse::<u64>().expect("CHAOS_SECONDS is a number of seconds"))
+        .map(|v| {
+            v.parse::<u64>()
+                .expect("CHAOS_SECONDS is a number of seconds")
+        })
         .unwrap_or(8);
     Duration::from_secs(seconds)
 }
@@ -63,6 +67,30 @@ async fn run(scenario: Scenario) -> report::Row {
         .saturating_sub(fault_at.elapsed());
     tokio::time::sleep(rest).await;
     let posts = traffic.finish().await;
+    let mut disturbed = disturbed;
+    if let Some((what, from, to)) = disturbed.away {
+        let answers = traffic::answers_between(&posts, from, to);
+        let told: Vec<String> = answers.iter().map(|(s, n)| format!("{n}×{s}")).collect();
+        disturbed.notes.push(format!(
+            "webhooks posted while {what} was away: {}",
+            told.join(", ")
+        ));
+        // Without NATS there is no PubAck: 503 (Twilio retries), never 200
+        // unless the PubAck came once the server was back.
+        if what == "NATS" && !answers.contains_key("503") {
+            disturbed
+                .problems
+                .push("ingest never answered 503 while NATS was down".into());
+        }
+        if answers
+            .keys()
+            .any(|s| !["200", "503", "no answer"].contains(&s.as_str()))
+        {
+            disturbed
+                .problems
+                .push(format!("unexpected answers while {what} was away"));
+        }
+    }
     w.fleet
         .wait_ready(&fleet::Stage::ALL, Duration::from_secs(60))
         .await;

@@ -64,6 +64,7 @@ impl Row {
             a.missing.to_string(),
             a.stored_twice.to_string(),
             a.unanswered.to_string(),
+            a.limited.to_string(),
             format!("{}/{}", a.replies_recorded, a.twilio_received),
             a.sent_twice.to_string(),
             a.out_of_order.to_string(),
@@ -95,7 +96,7 @@ impl Row {
     }
 }
 
-const HEADER: [&str; 15] = [
+const HEADER: [&str; 16] = [
     "scenario",
     "posted",
     "200",
@@ -104,6 +105,7 @@ const HEADER: [&str; 15] = [
     "lost",
     "stored twice",
     "unanswered",
+    "limited",
     "replies recorded / at Twilio",
     "sent twice",
     "out of order",
@@ -155,7 +157,10 @@ pub fn render(rows: &[Row], took: Duration, seconds: Duration) -> String {
          *sent twice*: messages Twilio took whose sid no row holds — the documented \
          outbound duplicate window (Twilio answered 201 and the sender died, froze or \
          timed out before recording the sid); counted, never hidden. A webhook stored \
-         although its 200 never arrived is not a loss (the PubAck came first).\n"
+         although its 200 never arrived is not a loss (the PubAck came first). \
+         *limited*: stored and shown, and on purpose not answered by the bot: over \
+         the customer's (20/min) or restaurant's inbound limit, which the router \
+         counts when it handles a message, not when it arrived.\n"
     );
     let _ = writeln!(out, "## Scenarios\n");
     for row in rows {

@@ -19,6 +19,7 @@ pub struct Post {
     pub sid: String,
     /// `None`: no HTTP answer (refused connection, reset, timeout).
     pub status: Option<u16>,
+    pub sent_at: Instant,
     pub took: Duration,
 }
 
@@ -47,20 +48,23 @@ impl Traffic {
                 let (account, number) = (restaurant.account_sid.clone(), restaurant.number.clone());
                 let tag = tag.to_string();
                 // Spread the customers over the pause so posts do not come in waves.
-                let offset = pause.mul_f64((r * customers + c) as f64 / (restaurants.len() * customers) as f64);
+                let offset = pause
+                    .mul_f64((r * customers + c) as f64 / (restaurants.len() * customers) as f64);
                 tasks.push(tokio::spawn(async move {
                     tokio::time::sleep(offset).await;
                     let mut n = 0usize;
                     while !stop.is_cancelled() {
                         let sid = format!("SM{:032x}", uuid::Uuid::new_v4().as_u128());
-                        let spec = InboundSpec::text(&account, &customer, &number, TEXTS[n % TEXTS.len()])
-                            .with_profile_name(format!("{tag} {r}/{c}"))
-                            .with_message_sid(&sid);
+                        let spec =
+                            InboundSpec::text(&account, &customer, &number, TEXTS[n % TEXTS.len()])
+                                .with_profile_name(format!("{tag} {r}/{c}"))
+                                .with_message_sid(&sid);
                         let sent_at = Instant::now();
                         let status = sim.send_inbound(spec).await.ok().map(|a| a.status);
                         posts.lock().expect("posts").push(Post {
                             sid,
                             status,
+                            sent_at,
                             took: sent_at.elapsed(),
                         });
                         n += 1;
@@ -97,4 +101,18 @@ pub fn percentile(mut values: Vec<Duration>, q: f64) -> Duration {
     }
     values.sort();
     values[((values.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Answers to the posts sent between `from` and `to`, by status.
+pub fn answers_between(
+    posts: &[Post],
+    from: Instant,
+    to: Instant,
+) -> std::collections::BTreeMap<String, usize> {
+    let mut answers = std::collections::BTreeMap::new();
+    for p in posts.iter().filter(|p| p.sent_at >= from && p.sent_at < to) {
+        let key = p.status.map_or("no answer".to_string(), |s| s.to_string());
+        *answers.entry(key).or_default() += 1;
+    }
+    answers
 }
