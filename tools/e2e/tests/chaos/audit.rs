@@ -16,7 +16,7 @@ use waiter_nats::{Bus, StreamKind};
 use crate::traffic::Post;
 
 /// How long the pipeline gets to catch up once the traffic stopped.
-const DRAIN: Duration = Duration::from_secs(90);
+const DRAIN: Duration = Duration::from_secs(150);
 
 #[derive(Debug, Clone, Default)]
 pub struct Audit {

@@ -110,6 +110,8 @@ pub struct Fleet {
 
 impl Fleet {
     pub async fn start(wiring: Wiring, logs: PathBuf) -> Fleet {
+        // Only this run's logs.
+        let _ = std::fs::remove_dir_all(&logs);
         std::fs::create_dir_all(&logs).expect("log directory");
         let mut fleet = Fleet {
             wiring,

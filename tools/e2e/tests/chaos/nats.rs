@@ -4,7 +4,6 @@
 use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
-    time::Duration,
 };
 
 /// Client ports 29020.., cluster (route) ports 29030...
@@ -27,19 +26,7 @@ impl Node {
             .spawn()
             .expect("start nats-server");
         self.child = Some(child);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "nats-server {} did not listen on {}",
-                self.name,
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        waiter_harness::nats_server::wait_listening(self.port).await;
     }
 
     /// kill -9.

@@ -115,6 +115,25 @@ const HEADER: [&str; 16] = [
     "verdict",
 ];
 
+/// Issue 8's defects, each with the test that fails without its fix.
+const DEFECTS: &str = "\
+## The defects of issue 8 and the tests that hold them
+
+| defect | test |
+|---|---|
+| a staff message with NUL or another control character stalled a partition | `notifier/tests/notifier/rest.rs::a_staff_message_with_control_characters_is_refused_and_nothing_is_queued` (400); `nats/tests/bus/letters.rs` (SQLSTATE 22021 is permanent: dead-lettered, not retried) |
+| a NUL in a customer's body | `tools/e2e/tests/hostile.rs::a_nul_in_a_customer_body_is_stored_visibly_with_the_original_kept` (U+FFFD in `body`, the exact bytes in `body_original`) |
+| refused webhooks stored in full, streams without limits, audit table never pruned, no throttle | `hostile.rs::an_unsigned_flood_stays_within_caps_while_signed_webhooks_are_answered`, `hostile_values_in_every_field_do_not_jam_the_router` (a `To` of `%00`); `ingest/src/refusals.rs` unit tests; `nats/tests/bus/publishing.rs::stream_limits_are_applied…`; the `unsigned-flood` scenario above |
+| ingest answered 403 before it knew the tenants | `ingest/tests/edge.rs::webhooks_get_503_not_403_until_the_tenant_directory_is_loaded`; `nats/tests/bus/publishing.rs::a_directory_whose_entries_were_rewritten_is_loaded` (the chaos suite found ingest unready for good when nats-server 2.9 never reported 0 pending) |
+| the conversation stage starved its own pool | `conversation/tests/stage/pool.rs::one_connection_serves_every_partition_without_waiting_on_itself`; `conversation` unit test `the_pool_follows_the_partitions_unless_configured` |
+| outbound could send twice when a send outlasted `ack_wait` | `outbound/src/lib.rs::a_send_must_fit_in_the_ack_wait` (refused at start); `nats/tests/bus/consumers.rs` (progress acks); the `sigstop-outbound` and `kill-9-outbound` scenarios above (the sent-twice column) |
+| WebSocket sessions outlived their token, no caps, a consumer per socket | `notifier/tests/notifier/admission.rs` (4001 at expiry, foreign `Origin` 403, per-user and total caps, one consumer per process) |
+| NATS open | `nats/tests/credentials.rs`, `tools/e2e/tests/nats_permissions.rs`; a cluster's servers in `NATS_URL`: `publishing.rs::a_cluster_url_list_connects_to_the_server_that_answers` |
+| jitter on every backoff | `nats/src/worker/policy.rs::backoff_doubles_is_capped_and_jitters_within_bounds`; every retry loop draws from it (worker, directory follower, ingest's directory load, the notifier's feed, outbound's sid record) |
+| slowloris | `ingest/tests/edge.rs::a_client_sending_its_request_slowly_is_cut_off_and_a_normal_one_is_served` |
+| a newer envelope schema, an undecodable dialogue, a `since` older than retention | `letters.rs::an_envelope_of_a_newer_schema_waits_in_place_for_a_newer_reader`; `conversation/src/handler.rs::a_state_that_does_not_decode_is_an_error_not_a_new_dialogue`; `notifier/tests/notifier/feed.rs::a_since_older_than_the_stream_gets_the_missed_events_frame` |
+";
+
 pub fn render(rows: &[Row], took: Duration, seconds: Duration) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -179,5 +198,6 @@ pub fn render(rows: &[Row], took: Duration, seconds: Duration) -> String {
             let _ = writeln!(out, "  - **Failed**: {e}.");
         }
     }
+    let _ = writeln!(out, "\n{DEFECTS}");
     out
 }

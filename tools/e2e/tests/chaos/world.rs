@@ -5,7 +5,7 @@
 use tokio_util::sync::CancellationToken;
 use twilio_sim::{SimConfig, Simulator, StatusCallbackMode};
 use waiter_harness::{add_restaurant, proxy::Proxy, TestDb, TestRestaurant};
-use waiter_nats::{directory::Directory, Bus, BusConfig};
+use waiter_nats::{directory::Directory, Bus, BusConfig, StreamKind};
 
 use crate::{
     fleet::{bin_dir, Fleet, Wiring, INGEST_PORT, PARTITIONS},
@@ -45,8 +45,19 @@ impl World {
         }
         // The tenant directory before ingest starts, as `waiterctl` writes
         // it (a new cluster needs a few seconds to elect its leaders).
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
         let directory = loop {
+            // Every stream first: six stages creating R3 streams at once on
+            // a cluster still electing time out, and a stage that cannot
+            // set up its streams exits (a supervisor would restart it).
+            if let Err(e) = bus.ensure_streams(&StreamKind::ALL).await {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "cannot create the streams: {e}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                continue;
+            }
             match Directory::open(&bus).await {
                 Ok(directory) => break directory,
                 Err(e) if tokio::time::Instant::now() < deadline => {
