@@ -171,12 +171,14 @@ pub fn render(rows: &[Row], took: Duration, seconds: Duration) -> String {
     let _ = writeln!(
         out,
         "\n**Columns.** *not 200*: ingest's answers other than 200 by status, \
-         `none` when no answer came (the stage was down): Twilio retries those. \
+         `none` when no answer came (the stage was down): none is a 200, so Twilio \
+         knows they were not taken. \
          *stored once*: accepted webhooks with exactly one `messages` row. \
          *sent twice*: messages Twilio took whose sid no row holds — the documented \
          outbound duplicate window (Twilio answered 201 and the sender died, froze or \
          timed out before recording the sid); counted, never hidden. A webhook stored \
-         although its 200 never arrived is not a loss (the PubAck came first). \
+         although ingest did not answer 200 (its PubAck came too late) is not a loss: \
+         a retry of it is deduplicated by its MessageSid. \
          *limited*: stored and shown, and on purpose not answered by the bot: over \
          the customer's (20/min) or restaurant's inbound limit, which the router \
          counts when it handles a message, not when it arrived.\n"
@@ -187,7 +189,7 @@ pub fn render(rows: &[Row], took: Duration, seconds: Duration) -> String {
         if row.audit.stored_unanswered_post > 0 {
             let _ = writeln!(
                 out,
-                "  - {} stored although ingest's answer never arrived.",
+                "  - {} stored although ingest did not answer them 200 (the PubAck came too late).",
                 row.audit.stored_unanswered_post
             );
         }
