@@ -62,6 +62,12 @@ api-fuzz:
     tools/ops/ensure-test-tools.sh
     cargo test -p waiter-e2e --test api_schema -- --nocapture
 
+# Faults under traffic, every stage its own process, each scenario audited (CHAOS_SECONDS, CHAOS_ONLY; CHAOS_WRITE_REPORT=1 rewrites docs/RELIABILITY.md).
+test-chaos:
+    tools/ops/ensure-services.sh
+    cargo build -q -p ingest -p router -p conversation -p order -p outbound -p notifier --bins
+    cargo test -q -p waiter-e2e --test chaos -- --nocapture
+
 # The dashboard in headless Chromium through the whole pipeline (screenshots in target/dashboard-screenshots).
 test-dashboard:
     tools/ops/ensure-services.sh

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use waiter_nats::{
     directory::{Directory, DirectoryCache},
     envelope::new_id,
+    worker::Backoff,
     Bus, BusError, Envelope, StreamKind,
 };
 use waiter_runtime::{http::HttpTimeouts, ConfigError, EnvReader, Health, Running};
@@ -192,7 +193,11 @@ pub async fn start(
 /// Ensures the ingest stream and follows the directory, retrying until
 /// both worked (JetStream may still be starting, or be unreachable).
 async fn load_directory(bus: Bus, cache: DirectoryCache, shutdown: CancellationToken) {
-    let mut delay = Duration::from_millis(250);
+    let backoff = Backoff {
+        initial: Duration::from_millis(250),
+        max: Duration::from_secs(5),
+    };
+    let mut failures = 0;
     while !shutdown.is_cancelled() {
         let attempt = async {
             bus.ensure_streams(&[StreamKind::Ingest]).await?;
@@ -204,12 +209,13 @@ async fn load_directory(bus: Bus, cache: DirectoryCache, shutdown: CancellationT
         match attempt.await {
             Ok(()) => return,
             Err(e) => {
+                failures += 1;
+                let delay = backoff.jittered(failures.min(8));
                 tracing::warn!(error = %e, retry_in = ?delay, "cannot load the tenant directory yet");
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(delay) => {}
                 }
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
     }

@@ -9,8 +9,7 @@ use waiter_migrations::{consent, Restaurant};
 use waiter_nats::{
     events::{DashboardEvent, EventType},
     messages::OutboundMessage,
-    worker::lane_of,
-    worker::LimitShare,
+    worker::{lane_of, Backoff, LimitShare},
     Bus, BusError, Delivery, Envelope, Failure, Handler, LaneHandler, LetterContext, Outcome,
 };
 
@@ -343,15 +342,20 @@ impl SendHandler {
     async fn record_sent(&self, env: &Env, sid: &str) -> Result<Outcome, SendError> {
         let msg = &env.body;
         let queued_rank = status_rank(decision::QUEUED).unwrap_or(1);
-        let mut pause = Duration::from_millis(100);
+        // Five tries over at most 3.1 s, jittered like every other retry.
+        let backoff = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+        };
+        let mut attempt = 0;
         let view = loop {
+            attempt += 1;
             match store::mark_sent(&self.pool, msg.message_id, sid, queued_rank).await {
                 Ok(view) => break view,
-                Err(e) if pause <= Duration::from_secs(2) => {
+                Err(e) if attempt <= 5 => {
                     tracing::warn!(message_id = %msg.message_id, sid, error = %e,
                         "cannot record the sid yet; trying again");
-                    tokio::time::sleep(pause).await;
-                    pause *= 2;
+                    tokio::time::sleep(backoff.jittered(attempt)).await;
                 }
                 Err(e) => {
                     tracing::error!(message_id = %msg.message_id, sid, error = %e,
