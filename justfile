@@ -15,6 +15,8 @@ export ROUTER_OPS_PORT := env_var_or_default("ROUTER_OPS_PORT", "9101")
 export CONVERSATION_OPS_PORT := env_var_or_default("CONVERSATION_OPS_PORT", "9102")
 export ORDER_OPS_PORT := env_var_or_default("ORDER_OPS_PORT", "9103")
 export OUTBOUND_OPS_PORT := env_var_or_default("OUTBOUND_OPS_PORT", "9104")
+export INGEST_OPS_PORT := env_var_or_default("INGEST_OPS_PORT", "9105")
+export NOTIFIER_OPS_PORT := env_var_or_default("NOTIFIER_OPS_PORT", "9106")
 export DASHBOARD_URL := env_var_or_default("DASHBOARD_URL", "http://127.0.0.1:" + NOTIFIER_PORT)
 export PUBLIC_URL := env_var_or_default("PUBLIC_URL", "http://127.0.0.1:" + INGEST_PORT)
 export INGEST_ADDR := "0.0.0.0:" + INGEST_PORT
@@ -32,9 +34,20 @@ export WAITER_SECRET_KEY := env_var_or_default("WAITER_SECRET_KEY", `cat .run/se
 default:
     @just --list
 
-# Start NATS and PostgreSQL if needed, migrate, seed the demo restaurant, run every stage and the Twilio simulator.
-up:
-    tools/ops/up.sh
+# The waiterctl that `just up` runs (release), for ps, scale and down.
+ctl := if path_exists(env_var_or_default("WAITER_RUN_DIR", ".run") / "waiterctl") == "true" { env_var_or_default("WAITER_RUN_DIR", ".run") / "waiterctl" } else { "cargo run -q --release -p waiterctl --" }
+
+# Start NATS and PostgreSQL if needed, migrate, seed the demo, run every stage and the Twilio simulator under supervision (release; --debug).
+up *args:
+    cargo run -q {{ if args =~ "--debug" { "" } else { "--release" } }} -p waiterctl -- up "$@"
+
+# Stop everything `just up` started (from its pid files if it died).
+down *args:
+    @{{ ctl }} down "$@"
+
+# What runs: one line per process, ready or not, handled, in flight, lag (--watch, --json).
+ps *args:
+    @{{ ctl }} ps "$@"
 
 # The whole test suite against real NATS and PostgreSQL, the dashboard in headless Chromium, the API under schemathesis.
 test:
@@ -48,6 +61,12 @@ api-fuzz:
     tools/ops/ensure-services.sh
     tools/ops/ensure-test-tools.sh
     cargo test -p waiter-e2e --test api_schema -- --nocapture
+
+# Faults under traffic, every stage its own process, each scenario audited (CHAOS_SECONDS, CHAOS_ONLY; CHAOS_WRITE_REPORT=1 rewrites docs/RELIABILITY.md).
+test-chaos:
+    tools/ops/ensure-services.sh
+    cargo build -q -p ingest -p router -p conversation -p order -p outbound -p notifier --bins
+    cargo test -q -p waiter-e2e --test chaos -- --nocapture
 
 # The dashboard in headless Chromium through the whole pipeline (screenshots in target/dashboard-screenshots).
 test-dashboard:
@@ -72,21 +91,31 @@ lint:
 chat message customer="whatsapp:+966500000123":
     tools/ops/chat.sh "$1" "$2"
 
-# Run N replicas of a stage next to `just up` (router, conversation, order, outbound).
+# Run N replicas of a stage under `just up`, up or down (ingest, router, conversation, order, outbound, notifier).
 scale stage n:
-    tools/ops/scale.sh "$1" "$2"
+    @{{ ctl }} scale "$1" "$2"
 
-# Print a subject's messages as JSON lines (--since 10m | --seq N), or feed them back (--republish).
+# A subject's or stream's messages as JSON lines: just replay events [--since 10m | --seq N] [--until …] [--tenant slug] [--limit N] [--republish]
 replay subject *args:
     cargo run -q -p waiterctl -- replay "$@"
 
-# List dead letters.
-dlq:
-    cargo run -q -p waiterctl -- dlq
+# Dead letters as a table: stage, restaurant, recipient, reason, attempts, age (--stage S, --json).
+dlq *args:
+    cargo run -q -p waiterctl -- dlq "$@"
 
-# Send dead letters again (all, or --seq N).
+# Send dead letters again, keeping their trace ids: just dlq-retry --seq N | --all
 dlq-retry *args:
     cargo run -q -p waiterctl -- dlq-retry "$@"
+
+# One customer message's journey through every stage, with per-hop latency: just trace SM…
+trace message_sid *args:
+    cargo run -q -p waiterctl -- trace "$@"
+
+# The Prometheus alert rules and scrape config (promtool), and the Grafana dashboard's JSON, in deploy/.
+metrics-check:
+    promtool check rules deploy/prometheus/alerts.yml
+    promtool check config deploy/prometheus/prometheus.yml
+    python3 -c 'import json, sys; d = json.load(open("deploy/grafana/waiter.json")); sys.exit(0 if d["panels"] else "no panels")'
 
 # Add or replace a restaurant: just tenant --slug x --number whatsapp:+1... --account-sid AC... --time-zone Asia/Riyadh (token from TENANT_AUTH_TOKEN).
 tenant *args:
@@ -133,9 +162,10 @@ bench *args:
     tools/ops/ensure-services.sh
     cargo run -q --release -p waiter-e2e --bin bench -- "$@"
 
-# Check the shipped nats-server configuration (nats/server/) with `nats-server -t`.
+# Check the shipped nats-server configurations (nats/server/, and each node of deploy/'s cluster) with `nats-server -t`.
 nats-config-check:
     NATS_INGEST_PASSWORD=x NATS_ROUTER_PASSWORD=x NATS_CONVERSATION_PASSWORD=x NATS_ORDER_PASSWORD=x NATS_OUTBOUND_PASSWORD=x NATS_NOTIFIER_PASSWORD=x NATS_WAITERCTL_PASSWORD=x nats-server -t -c nats/server/waiter.conf
+    for node in nats-1 nats-2 nats-3; do NODE_NAME=$node NATS_ROUTE_PASSWORD=x NATS_INGEST_PASSWORD=x NATS_ROUTER_PASSWORD=x NATS_CONVERSATION_PASSWORD=x NATS_ORDER_PASSWORD=x NATS_OUTBOUND_PASSWORD=x NATS_NOTIFIER_PASSWORD=x NATS_WAITERCTL_PASSWORD=x nats-server -t -c deploy/nats/node.conf || exit 1; done
 
 # Fuzz each target for SECONDS (default 30) on the stable toolchain; installs cargo-fuzz when missing.
 fuzz seconds="30":

@@ -612,6 +612,13 @@ impl Conversations {
             .await?;
         effects.announce(tx, &envelope.id).await?;
 
+        // STOP and START are honoured whoever is answering (bot or staff)
+        // and whatever the inbound limits say; they never reach the dialogue.
+        if let Some(change) = waiter_bot::consent::change_asked(&inbound.body) {
+            self.consent_change(tx, &mut effects, m, message_id, change, catalog)
+                .await?;
+            return Ok(effects.conversation.id);
+        }
         if m.limited.is_some() {
             metrics::counter!("waiter_conversation_limited_total").increment(1);
             return Ok(effects.conversation.id);
@@ -636,11 +643,21 @@ impl Conversations {
             effects.conversation = store::set_bot(tx, effects.conversation.id, true).await?;
         }
         let mut dialogue = dialogue_of(&effects.conversation);
-        let ctx = context(
+        let without_marketing;
+        let mut ctx = context(
             catalog,
             ids::derived(&envelope.id, "order"),
             previous_inbound.or(Some(inbound.received_at)),
         );
+        if !catalog.info.promo_links.is_empty()
+            && !waiter_migrations::consent::may_market(tx, m.restaurant_id, &m.customer).await?
+        {
+            without_marketing = waiter_bot::RestaurantInfo {
+                promo_links: vec![],
+                ..catalog.info.clone()
+            };
+            ctx.restaurant = &without_marketing;
+        }
         let bot_input = Inbound {
             body: inbound.body.clone(),
             button_payload: inbound.button.as_ref().and_then(|b| b.payload.clone()),
@@ -666,6 +683,43 @@ impl Conversations {
         Ok(effects.conversation.id)
     }
 
+    /// Records an opt-out or opt-in of the restaurant's marketing and, when
+    /// it changed something, confirms it once in the customer's language.
+    async fn consent_change(
+        &self,
+        tx: &mut PgConnection,
+        effects: &mut Effects<'_>,
+        m: &CustomerMessage,
+        message_id: Uuid,
+        change: waiter_bot::consent::ConsentChange,
+        catalog: &Catalog,
+    ) -> Result<(), ConversationError> {
+        use waiter_bot::consent::{confirmation, ConsentChange};
+        let words: String = m.inbound.body.trim().chars().take(64).collect();
+        let changed = waiter_migrations::consent::set(
+            tx,
+            m.restaurant_id,
+            &m.customer,
+            change == ConsentChange::OptOut,
+            waiter_migrations::consent::Source::Keyword,
+            Some(&words),
+        )
+        .await?;
+        metrics::counter!("waiter_conversation_consent_changes_total",
+            "change" => if change == ConsentChange::OptOut { "opt_out" } else { "opt_in" },
+            "changed" => if changed { "yes" } else { "no" })
+        .increment(1);
+        if changed {
+            let lang = dialogue_of(&effects.conversation).language(&catalog.info);
+            let text = confirmation(change, lang, &catalog.info);
+            let id = ids::reply(&effects.input_id, effects.replies);
+            effects
+                .send(tx, "bot", id, Some(message_id), &Reply::Text(text))
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn staff_reply(
         &self,
         tx: &mut PgConnection,
@@ -674,14 +728,20 @@ impl Conversations {
     ) -> Result<Uuid, ConversationError> {
         let conversation = existing(tx, r.restaurant_id, r.conversation_id).await?;
         let mut effects = Effects::new(&self.bus, envelope, conversation);
+        let reply = match &r.content_sid {
+            // Chosen on the dashboard for a customer outside their window.
+            Some(sid) => Reply::Interactive {
+                template: waiter_migrations::templates::STAFF_REPLY.into(),
+                content_sid: Some(sid.clone()),
+                variables: [("1".to_string(), r.text.clone())].into(),
+                body: r.text.clone(),
+                choices: vec![],
+                fallback: r.text.clone(),
+            },
+            None => Reply::Text(r.text.clone()),
+        };
         effects
-            .send(
-                tx,
-                "staff",
-                r.message_id,
-                None,
-                &Reply::Text(r.text.clone()),
-            )
+            .send(tx, "staff", r.message_id, None, &reply)
             .await?;
         // Staff took over: the bot pauses until resumed (or idle time passes).
         effects.conversation = store::set_bot(tx, r.conversation_id, false).await?;
@@ -797,10 +857,10 @@ impl Conversations {
     /// WhatsApp's 24-hour session window applies to staff numbers too: a
     /// free-form ticket is only delivered if the staff number wrote to the
     /// restaurant's number within the last 24 hours. Outside it Twilio
-    /// refuses the send (error 63016): outbound marks the ticket's row
-    /// failed with that code and dead-letters it (`just dlq`). Staff keep
-    /// their window open by writing to the restaurant's number; an approved
-    /// template would be needed to reach them outside it.
+    /// refuses the send (error 63016). Outside it the ticket goes as the
+    /// restaurant's approved `ticket` template when one is registered in
+    /// its language; without one, outbound marks the ticket's row failed
+    /// with 63016 and dead-letters it (`just dlq`).
     async fn order_ticket(
         &self,
         tx: &mut PgConnection,
@@ -829,14 +889,29 @@ impl Conversations {
             },
             &catalog.menu,
         );
+        let lang = catalog.info.default_language;
+        let open =
+            waiter_migrations::templates::window_open(conversation.last_inbound_at, Utc::now());
+        let template = waiter_migrations::templates::TICKET;
+        let reply = match waiter_bot::ui::content_sid(&catalog.info, template, lang) {
+            Some(sid) if !open && waiter_bot::ui::approved(&catalog.info, template, lang) => {
+                Reply::Interactive {
+                    template: template.into(),
+                    content_sid: Some(sid),
+                    variables: ticket::variables(lang, &order, &catalog.menu),
+                    body: text.clone(),
+                    choices: vec![],
+                    fallback: text,
+                }
+            }
+            _ => Reply::Text(text),
+        };
         let mut effects = Effects {
             aggregate: customer.id,
             ..Effects::new(&self.bus, envelope, conversation)
         };
         let id = ids::derived(&envelope.id, "staff-ticket");
-        effects
-            .send(tx, "system", id, None, &Reply::Text(text))
-            .await?;
+        effects.send(tx, "system", id, None, &reply).await?;
         effects
             .announce(tx, &format!("{}:ticket", envelope.id))
             .await?;
@@ -973,6 +1048,31 @@ mod ticket {
                 .unwrap_or(customer.address)
                 .to_string(),
         }
+    }
+
+    /// The ticket template's variables (WhatsApp refuses line breaks in
+    /// them): `1` the order number, `2` the items on one line, `3` the total.
+    pub fn variables(
+        lang: Lang,
+        order: &OrderTicket,
+        menu: &[Category],
+    ) -> std::collections::BTreeMap<String, String> {
+        let nobody = Customer {
+            name: None,
+            address: "",
+        };
+        let f = facts(lang, order, &nobody, menu);
+        let items: Vec<String> = f
+            .lines
+            .iter()
+            .map(|(quantity, name, _)| format!("{quantity} × {}", name.replace('\n', " ")))
+            .collect();
+        [
+            ("1".to_string(), f.number.to_string()),
+            ("2".to_string(), items.join(", ")),
+            ("3".to_string(), f.total),
+        ]
+        .into()
     }
 
     /// The ticket's text, within WhatsApp's length limit.

@@ -195,3 +195,21 @@ pub async fn fire_reminders(pool: PgPool, bus: Bus, every: Duration, shutdown: C
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_follows_the_partitions_unless_configured() {
+        let config = Config::for_tests("postgres://unused");
+        assert_eq!(config.pool_size(4), 6);
+        assert_eq!(config.pool_size(16), 18);
+        assert_eq!(config.pool_size(256), 32, "capped");
+        let fixed = Config {
+            db_max_connections: Some(3),
+            ..config
+        };
+        assert_eq!(fixed.pool_size(64), 3);
+    }
+}

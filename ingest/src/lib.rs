@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use waiter_nats::{
     directory::{Directory, DirectoryCache},
     envelope::new_id,
+    worker::Backoff,
     Bus, BusError, Envelope, StreamKind,
 };
 use waiter_runtime::{http::HttpTimeouts, ConfigError, EnvReader, Health, Running};
@@ -43,6 +44,10 @@ pub struct Config {
     /// A header naming the client address, set by a proxy in front
     /// (`X-Forwarded-For`: its last address is used). Unset: the peer.
     pub client_ip_header: Option<String>,
+    /// `INGEST_OPS_ADDR`: `/health`, `/ready`, `/status` and `/metrics` on
+    /// a port of this process alone, as well as on the public one (which
+    /// replicas share with SO_REUSEPORT, so it answers for any of them).
+    pub ops_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -75,6 +80,7 @@ impl Config {
             env.problem("INGEST_REFUSED_SOURCES must be at least 1 and INGEST_REFUSED_FLUSH_MS at least 100");
         }
         let client_ip_header = env.optional("INGEST_CLIENT_IP_HEADER");
+        let ops_listen = env.optional_addr("INGEST_OPS_ADDR");
         env.finish()?;
         Ok(Self {
             listen,
@@ -86,6 +92,7 @@ impl Config {
             directory_wait,
             refusals,
             client_ip_header,
+            ops_listen,
         })
     }
 
@@ -104,6 +111,7 @@ impl Config {
                 ..RefusalPolicy::default()
             },
             client_ip_header: None,
+            ops_listen: None,
         }
     }
 }
@@ -114,6 +122,11 @@ pub enum IngestError {
     Bus(#[from] BusError),
     #[error("cannot listen on {addr}: {reason}")]
     Bind { addr: SocketAddr, reason: String },
+    #[error("cannot serve the ops port {addr}: {source}")]
+    Ops {
+        addr: SocketAddr,
+        source: warp::Error,
+    },
 }
 
 /// Starts the webhook server. With `public_url` empty (tests), it becomes
@@ -156,6 +169,8 @@ pub async fn start(
     let health = Health::new("ingest")
         .check("nats", move || connection.is_connected())
         .check("tenant_directory", move || loaded.is_loaded());
+    let ops = waiter_runtime::ops::serve_if(config.ops_listen, &health, &shutdown)
+        .map_err(|(addr, source)| IngestError::Ops { addr, source })?;
     let (timeouts, directory_wait) = (config.timeouts, config.directory_wait);
     let state = http::State::new(config, bus, cache.clone(), refusals);
     let server =
@@ -168,6 +183,9 @@ pub async fn start(
     let done = tokio::spawn(async move {
         let _ = server.await;
         let _ = flusher.await;
+        if let Some(ops) = ops {
+            let _ = ops.await;
+        }
     });
     Ok(Running { addr, done })
 }
@@ -175,7 +193,11 @@ pub async fn start(
 /// Ensures the ingest stream and follows the directory, retrying until
 /// both worked (JetStream may still be starting, or be unreachable).
 async fn load_directory(bus: Bus, cache: DirectoryCache, shutdown: CancellationToken) {
-    let mut delay = Duration::from_millis(250);
+    let backoff = Backoff {
+        initial: Duration::from_millis(250),
+        max: Duration::from_secs(5),
+    };
+    let mut failures = 0;
     while !shutdown.is_cancelled() {
         let attempt = async {
             bus.ensure_streams(&[StreamKind::Ingest]).await?;
@@ -187,12 +209,13 @@ async fn load_directory(bus: Bus, cache: DirectoryCache, shutdown: CancellationT
         match attempt.await {
             Ok(()) => return,
             Err(e) => {
+                failures += 1;
+                let delay = backoff.jittered(failures.min(8));
                 tracing::warn!(error = %e, retry_in = ?delay, "cannot load the tenant directory yet");
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(delay) => {}
                 }
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
     }

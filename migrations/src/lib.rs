@@ -15,10 +15,13 @@ macro_rules! set_given {
 }
 
 pub mod branches;
+pub mod consent;
+pub mod customer;
 pub mod demo;
 pub mod menu;
 pub mod restaurants;
 pub mod templates;
+pub mod webhooks;
 
 pub use restaurants::{NewRestaurant, Restaurant};
 

@@ -12,7 +12,27 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 /// The staff order ticket (sent by the conversation stage on CONFIRMED).
+/// As a template (a staff number outside its window) its variables are
+/// `1` the order number, `2` the items on one line, `3` the total.
 pub const TICKET: &str = "ticket";
+
+/// A staff reply typed on the dashboard, sent outside the customer's
+/// window when staff choose it; its variable `1` is the text they typed.
+pub const STAFF_REPLY: &str = "staff_reply";
+
+/// WhatsApp's customer-service window: free-form messages may be sent for
+/// this long after the recipient's last message.
+pub const SESSION_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// When the recipient's window closes (or closed); `None` if they never wrote.
+pub fn window_closes_at(last_inbound: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    last_inbound.map(|at| at + SESSION_WINDOW)
+}
+
+/// Whether a free-form message may be sent now.
+pub fn window_open(last_inbound: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    window_closes_at(last_inbound).is_some_and(|closes| now < closes)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ContentTemplate {
@@ -99,4 +119,21 @@ pub async fn approved(
     .bind(language)
     .fetch_optional(pool)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_is_open_for_24_hours_after_the_last_inbound_message() {
+        let now = Utc::now();
+        assert!(!window_open(None, now));
+        assert!(window_open(Some(now - chrono::TimeDelta::hours(23)), now));
+        assert!(!window_open(Some(now - chrono::TimeDelta::hours(24)), now));
+        assert_eq!(
+            window_closes_at(Some(now)),
+            Some(now + chrono::TimeDelta::hours(24))
+        );
+    }
 }

@@ -48,6 +48,16 @@ impl Bus {
     /// reconnects by itself if the server restarts. Errors name the URL
     /// without its password.
     pub async fn connect(config: &BusConfig, client_name: &str) -> Result<Self, BusError> {
+        // One URL, or the servers of a cluster separated by commas.
+        let servers = config
+            .url
+            .split(',')
+            .map(|one| one.trim().parse::<async_nats::ServerAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| BusError::Setup {
+                what: format!("NATS_URL {}", config.display_url()),
+                reason: e.to_string(),
+            })?;
         let options = config
             .connect_options(client_name)
             .await
@@ -79,7 +89,7 @@ impl Bus {
             .connection_timeout(Duration::from_secs(5))
             .retry_on_initial_connect()
             .max_reconnects(None)
-            .connect(&config.url)
+            .connect(servers)
             .await
             .map_err(|source| BusError::Connect {
                 url: config.display_url(),

@@ -35,6 +35,14 @@ use crate::{
     envelope::{Envelope, Payload},
     error::BusError,
     topology::StreamKind,
+    worker::Backoff,
+};
+
+/// Between attempts to follow the directory again: 0.5–1 s, jittered so the
+/// stages that all lost NATS at once do not come back in lock-step.
+const FOLLOW_RETRY: Backoff = Backoff {
+    initial: Duration::from_secs(1),
+    max: Duration::from_secs(1),
 };
 
 /// One Twilio account's credentials as the directory stores them: the auth
@@ -111,12 +119,19 @@ impl Directory {
         let loaded = cache.clone();
         tokio::spawn(async move {
             while !shutdown.is_cancelled() {
-                let empty = stream
+                // Loaded once the entry at the stream's last sequence as it
+                // is now was read: LastPerSubject always delivers that one.
+                // (nats-server 2.9's pending count on this consumer can stay
+                // above zero, which left ingest unready for good.)
+                let last = stream
                     .get_info()
                     .await
-                    .map(|info| info.state.messages == 0)
-                    .unwrap_or(false);
-                if empty {
+                    .ok()
+                    .map(|info| match info.state.messages {
+                        0 => 0,
+                        _ => info.state.last_sequence,
+                    });
+                if last == Some(0) {
                     cache.mark_loaded();
                 }
                 let ordered = stream
@@ -131,7 +146,7 @@ impl Directory {
                         Ok(m) => m,
                         Err(e) => {
                             tracing::warn!(error = %e, "cannot follow tenant directory; retrying");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            tokio::time::sleep(FOLLOW_RETRY.jittered(1)).await;
                             continue;
                         }
                     },
@@ -139,7 +154,7 @@ impl Directory {
                         tracing::warn!(error = %e, "cannot follow tenant directory; retrying");
                         tokio::select! {
                             _ = shutdown.cancelled() => break,
-                            _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                            _ = tokio::time::sleep(FOLLOW_RETRY.jittered(1)) => continue,
                         }
                     }
                 };
@@ -154,7 +169,13 @@ impl Directory {
                                 Ok(env) => cache.apply(env.body),
                                 Err(e) => tracing::warn!(error = %e, "unreadable directory entry"),
                             }
-                            let caught_up = message.info().map(|i| i.pending == 0).unwrap_or(false);
+                            let caught_up = message
+                                .info()
+                                .map(|i| match last {
+                                    Some(last) => i.stream_sequence >= last,
+                                    None => i.pending == 0,
+                                })
+                                .unwrap_or(false);
                             if caught_up {
                                 cache.mark_loaded();
                             }

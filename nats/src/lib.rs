@@ -14,6 +14,7 @@ pub mod bus;
 pub mod config;
 pub mod directory;
 pub mod envelope;
+pub mod erase;
 pub mod error;
 pub mod events;
 pub mod messages;

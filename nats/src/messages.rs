@@ -215,6 +215,10 @@ pub struct StaffReply {
     pub conversation_id: Uuid,
     pub staff: String,
     pub text: String,
+    /// The approved template staff chose (outside the customer's 24-hour
+    /// window): sent as this ContentSid with `text` as its variable `1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_sid: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

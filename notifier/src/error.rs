@@ -34,6 +34,10 @@ pub enum ApiError {
     BadRequest(String),
     #[error("illegal transition: {0}")]
     IllegalTransition(String),
+    /// A rule of WhatsApp's refuses the request as it stands (its `code`
+    /// says which, e.g. `outside_session_window`); nothing was done.
+    #[error("refused ({0}): {1}")]
+    Refused(&'static str, String),
     #[error("unavailable: {0}")]
     Unavailable(String),
     #[error("timed out: {0}")]
@@ -65,7 +69,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::IllegalTransition(_) => StatusCode::CONFLICT,
+            ApiError::IllegalTransition(_) | ApiError::Refused(..) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Database(e) if is_transient_db(e) => StatusCode::SERVICE_UNAVAILABLE,
@@ -81,6 +85,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::IllegalTransition(_) => "illegal_transition",
+            ApiError::Refused(code, _) => code,
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Timeout(_) => "timeout",
             ApiError::Database(e) if is_transient_db(e) => "unavailable",
@@ -103,7 +108,8 @@ impl ApiError {
             ApiError::BadRequest(r)
             | ApiError::IllegalTransition(r)
             | ApiError::Unavailable(r)
-            | ApiError::Timeout(r) => r.clone(),
+            | ApiError::Timeout(r)
+            | ApiError::Refused(_, r) => r.clone(),
             ApiError::Database(e) if is_transient_db(e) => "database unavailable, retry".into(),
             // Details of internal failures go to the log, not to the client.
             ApiError::Database(_) | ApiError::Internal(_) => "internal error".into(),
@@ -135,7 +141,15 @@ impl Reply for ApiError {
             }
             _ => {}
         }
-        let mut response = json_error(self.status(), self.code(), &self.reason());
+        let mut response = match &self {
+            // The rule's name also as `code`, which clients switch on.
+            ApiError::Refused(code, reason) => warp::reply::with_status(
+                warp::reply::json(&json!({"error": code, "code": code, "reason": reason})),
+                self.status(),
+            )
+            .into_response(),
+            _ => json_error(self.status(), self.code(), &self.reason()),
+        };
         if let ApiError::MethodNotAllowed(allowed) = &self {
             if let Ok(value) = HeaderValue::from_str(&allow_list(allowed)) {
                 response.headers_mut().insert(header::ALLOW, value);

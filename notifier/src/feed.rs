@@ -22,11 +22,16 @@ use async_nats::jetstream::{
     consumer::{self, pull, AckPolicy, DeliverPolicy},
 };
 use futures::StreamExt;
-use waiter_nats::BusError;
+use waiter_nats::{worker::Backoff, BusError};
 
 /// How long an idle consumer outlives a vanished reader.
 const INACTIVE_THRESHOLD: Duration = Duration::from_secs(60);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Jittered, so the notifiers that all lost NATS at once do not come back in
+/// lock-step.
+const RECONNECT: Backoff = Backoff {
+    initial: Duration::from_millis(200),
+    max: Duration::from_secs(5),
+};
 /// The server sends a heartbeat when there is nothing to deliver; two
 /// missed ones and the consumer is recreated.
 const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -136,9 +141,7 @@ impl EventFeed {
         loop {
             if self.messages.is_none() {
                 if self.failures > 0 {
-                    let delay = Duration::from_millis(100 * 2u64.pow(self.failures.min(6)))
-                        .min(MAX_BACKOFF);
-                    tokio::time::sleep(delay).await;
+                    tokio::time::sleep(RECONNECT.jittered(self.failures.min(8))).await;
                 }
                 if let Err(reason) = self.connect().await {
                     self.failures += 1;

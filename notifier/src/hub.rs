@@ -285,6 +285,13 @@ async fn dispatch(hub: Arc<Hub>, mut feed: EventFeed, shutdown: CancellationToke
         let frame = frame_of(seq, &event);
         let kind = kind_bit(event.event_type.channel());
         let outcome = hub.registry().dispatch(event.restaurant_id, kind, &frame);
+        // From JetStream storing the event to its frame queued on every socket.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or_default();
+        let fanout = (now - info.published.unix_timestamp_nanos()).max(0) as f64 / 1e9;
+        metrics::histogram!("waiter_notifier_fanout_seconds").record(fanout);
         if outcome.overflowed > 0 {
             metrics::counter!("waiter_notifier_slow_clients_total")
                 .increment(outcome.overflowed as u64);

@@ -19,6 +19,7 @@ pub mod channels;
 pub mod dashboard;
 pub mod error;
 pub mod feed;
+pub mod figures;
 pub mod hub;
 pub mod paging;
 pub mod store;
@@ -60,6 +61,9 @@ pub struct Config {
     pub bus: BusConfig,
     /// `NOTIFIER_HEADER_READ_TIMEOUT_MS`, `NOTIFIER_BODY_READ_TIMEOUT_MS`.
     pub timeouts: HttpTimeouts,
+    /// `NOTIFIER_OPS_ADDR`: the ops routes on a port of this process alone
+    /// (replicas share the public port with SO_REUSEPORT).
+    pub ops_addr: Option<SocketAddr>,
 }
 
 impl Config {
@@ -84,6 +88,7 @@ impl Config {
         }
         let ws = ws_settings(&mut env, addr);
         let timeouts = HttpTimeouts::from_env(&mut env, "NOTIFIER");
+        let ops_addr = env.optional_addr("NOTIFIER_OPS_ADDR");
         let bus = match BusConfig::from_env() {
             Ok(bus) => Some(bus),
             Err(problem) => {
@@ -101,6 +106,7 @@ impl Config {
             ws,
             bus: bus.expect("checked above"),
             timeouts,
+            ops_addr,
         })
     }
 
@@ -120,6 +126,7 @@ impl Config {
             ),
             bus,
             timeouts: HttpTimeouts::default(),
+            ops_addr: None,
         }
     }
 }
@@ -216,6 +223,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot serve the ops port {addr}: {source}")]
+    Ops {
+        addr: SocketAddr,
+        #[source]
+        source: warp::Error,
+    },
 }
 
 /// What every request handler shares.
@@ -278,6 +291,8 @@ pub async fn start(
             shutdown.clone(),
         ))
         .check("feed", move || hub.is_bound());
+    let ops = waiter_runtime::ops::serve_if(config.ops_addr, &health, &shutdown)
+        .map_err(|(addr, source)| Error::Ops { addr, source })?;
     let routes = api::routes(app.clone())
         .or(ws::route(app.clone()))
         .unify()
@@ -295,6 +310,9 @@ pub async fn start(
     let tracker = app.tracker.clone();
     let done = tokio::spawn(async move {
         let _ = server.await;
+        if let Some(ops) = ops {
+            let _ = ops.await;
+        }
         tracker.close();
         tracker.wait().await;
         tracing::info!("notifier stopped");

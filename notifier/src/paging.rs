@@ -45,17 +45,20 @@ impl PageQuery {
     }
 }
 
+/// The longest range the analytics cover.
+pub const MAX_RANGE: chrono::TimeDelta = chrono::TimeDelta::days(366);
+
 /// `?from&to&utc_offset` of the analytics.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RangeQuery {
     /// Start (RFC3339, inclusive); default 30 days before `to`. Must be
-    /// before `to`.
+    /// before `to`, and at most 366 days before it.
     pub from: Option<DateTime<Utc>>,
     /// End (RFC3339, exclusive); default now.
     pub to: Option<DateTime<Utc>>,
-    /// The viewer's UTC offset in minutes (−840…840, default 0): where the
-    /// days of `orders.per_day` begin.
+    /// A UTC offset in minutes (−840…840) where the days of
+    /// `orders.per_day` begin; default: the restaurant's time zone.
     #[param(minimum = -840, maximum = 840)]
     pub utc_offset: Option<i32>,
 }
@@ -68,6 +71,13 @@ impl RangeQuery {
     ) -> Result<(RangeQuery, DateTime<Utc>, DateTime<Utc>), String> {
         let q = Query::parse(raw, &["from", "to", "utc_offset"])?;
         let (from, to) = q.range(now)?;
+        if to - from > MAX_RANGE {
+            return Err(format!(
+                "the range from {from} to {to} is over {} days long; at most {} days are allowed",
+                MAX_RANGE.num_days(),
+                MAX_RANGE.num_days()
+            ));
+        }
         let utc_offset = match q.get("utc_offset") {
             None => None,
             Some(raw) => match raw.parse::<i32>() {
@@ -368,6 +378,13 @@ mod tests {
         for bad in ["utc_offset=841", "utc_offset=x", "utc_offset=1.5"] {
             assert!(RangeQuery::parse(bad, now).is_err(), "{bad}");
         }
+        // A year (a leap one too) is allowed; a day more is not.
+        assert!(
+            RangeQuery::parse("from=2023-06-01T00:00:00Z&to=2024-06-01T00:00:00Z", now).is_ok()
+        );
+        let err = RangeQuery::parse("from=2023-05-31T23:59:59Z&to=2024-06-01T00:00:00Z", now)
+            .unwrap_err();
+        assert!(err.contains("at most 366 days"), "{err}");
         assert!(Query::parse("limt=5", &["limit"])
             .unwrap_err()
             .contains("limt"));

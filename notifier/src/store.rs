@@ -1,8 +1,6 @@
 //! The notifier's queries. Every query is scoped by restaurant id: a row of
 //! another restaurant is indistinguishable from a missing one.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{types::Json, FromRow, PgPool};
@@ -90,6 +88,68 @@ pub struct ConversationSummary {
     #[serde(flatten)]
     pub conversation: ConversationView,
     pub last_message: Option<LastMessage>,
+    /// Whether staff may write free-form now: the customer wrote within
+    /// the last 24 hours (else only an approved template goes).
+    pub window_open: bool,
+    /// When the customer's 24-hour window closes (or closed); null if
+    /// they never wrote.
+    pub window_closes_at: Option<DateTime<Utc>>,
+    /// The customer's marketing consent, if they ever opted out: while
+    /// `opted_out`, no promo link or broadcast goes to them.
+    pub marketing: Option<MarketingConsent>,
+}
+
+/// A customer's latest marketing opt-out or opt-in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct MarketingConsent {
+    pub opted_out: bool,
+    /// `keyword` (the customer wrote STOP / START or their Arabic words) or
+    /// `twilio_21610` (Twilio reported the number unsubscribed).
+    pub source: String,
+    pub changed_at: DateTime<Utc>,
+}
+
+impl ConversationSummary {
+    fn new(
+        conversation: ConversationView,
+        last_message: Option<LastMessage>,
+        marketing: Option<MarketingConsent>,
+    ) -> Self {
+        use waiter_migrations::templates::{window_closes_at, window_open};
+        let last_inbound = conversation.last_inbound_at;
+        ConversationSummary {
+            conversation,
+            last_message,
+            window_open: window_open(last_inbound, Utc::now()),
+            window_closes_at: window_closes_at(last_inbound),
+            marketing,
+        }
+    }
+}
+
+/// Whom a staff reply goes to: when they last wrote and in which language
+/// the bot speaks with them.
+#[derive(Debug, FromRow)]
+pub struct Recipient {
+    pub last_inbound_at: Option<DateTime<Utc>>,
+    pub language: String,
+}
+
+pub async fn recipient(
+    pool: &PgPool,
+    restaurant_id: Uuid,
+    conversation_id: Uuid,
+) -> Result<Recipient, ApiError> {
+    sqlx::query_as(
+        "SELECT c.last_inbound_at, COALESCE(c.dialogue->>'language', r.default_language) AS language \
+         FROM conversations c JOIN restaurants r ON r.id = c.restaurant_id \
+         WHERE c.id = $1 AND c.restaurant_id = $2",
+    )
+    .bind(conversation_id)
+    .bind(restaurant_id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(ApiError::NotFound)
 }
 
 #[derive(FromRow)]
@@ -97,6 +157,7 @@ struct SummaryRow {
     #[sqlx(flatten)]
     conversation: ConversationRow,
     last_message: Option<Json<LastMessage>>,
+    marketing: Option<Json<MarketingConsent>>,
 }
 
 /// Newest first by `last_message_at` (conversations without messages last),
@@ -118,7 +179,11 @@ pub async fn conversations(
                                            'kind', m.kind, 'body', m.body,
                                            'created_at', m.created_at)
                  FROM messages m WHERE m.conversation_id = conversations.id
-                 ORDER BY m.created_at DESC, m.seq DESC LIMIT 1) AS last_message
+                 ORDER BY m.created_at DESC, m.seq DESC LIMIT 1) AS last_message,
+                (SELECT jsonb_build_object('opted_out', mc.opted_out, 'source', mc.source,
+                                           'changed_at', mc.changed_at)
+                 FROM marketing_consent mc WHERE mc.restaurant_id = conversations.restaurant_id
+                   AND mc.customer = conversations.customer) AS marketing
          FROM conversations
          WHERE restaurant_id = $1
            AND (NOT $2
@@ -139,9 +204,12 @@ pub async fn conversations(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| ConversationSummary {
-            conversation: r.conversation.into(),
-            last_message: r.last_message.map(|m| m.0),
+        .map(|r| {
+            ConversationSummary::new(
+                r.conversation.into(),
+                r.last_message.map(|m| m.0),
+                r.marketing.map(|m| m.0),
+            )
         })
         .collect())
 }
@@ -392,193 +460,4 @@ pub async fn order(
     .fetch_optional(pool)
     .await?;
     row.ok_or(ApiError::NotFound)?.try_into()
-}
-
-// -------------------------------------------------------------- analytics
-
-#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
-pub struct Analytics {
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-    pub orders: OrderVolume,
-    pub ratings: RatingDistribution,
-    pub median_first_response_seconds: Option<f64>,
-    pub top_items: Vec<TopItem>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
-pub struct OrderVolume {
-    pub total: i64,
-    /// Every status, with 0 when there is none.
-    pub by_status: BTreeMap<String, i64>,
-    /// Orders created per day (days at the viewer's `utc_offset`), only
-    /// days that have orders, oldest first.
-    pub per_day: Vec<DayVolume>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, FromRow, ToSchema)]
-pub struct DayVolume {
-    /// `YYYY-MM-DD`.
-    pub day: String,
-    pub orders: i64,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
-pub struct RatingDistribution {
-    #[serde(rename = "1")]
-    pub one: i64,
-    #[serde(rename = "2")]
-    pub two: i64,
-    #[serde(rename = "3")]
-    pub three: i64,
-    #[serde(rename = "4")]
-    pub four: i64,
-    #[serde(rename = "5")]
-    pub five: i64,
-    /// Null when nothing was rated.
-    pub average: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, FromRow, ToSchema)]
-pub struct TopItem {
-    pub name: String,
-    pub quantity: i64,
-}
-
-/// How many top items the analytics list.
-pub const TOP_ITEMS: i64 = 10;
-
-/// Analytics over `[from, to)`:
-/// - order volume: orders created in the range, by status;
-/// - ratings: orders rated in the range (`rated_at`, else `updated_at`);
-/// - median first response: per conversation with an inbound message in the
-///   range, the time from its first such message to the first outbound
-///   message at or after it (conversations never answered are left out);
-/// - top items: quantities over the lines of orders created in the range,
-///   except drafts and cancelled orders, by item name.
-pub async fn analytics(
-    pool: &PgPool,
-    restaurant_id: Uuid,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    utc_offset_minutes: i32,
-) -> Result<Analytics, ApiError> {
-    let by_status: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT status, count(*) FROM orders
-         WHERE restaurant_id = $1 AND created_at >= $2 AND created_at < $3
-         GROUP BY status",
-    )
-    .bind(restaurant_id)
-    .bind(from)
-    .bind(to)
-    .fetch_all(pool)
-    .await?;
-    let total = by_status.iter().map(|(_, n)| n).sum();
-    // Every status is listed, with 0 when there is none.
-    let mut counts: BTreeMap<String, i64> = OrderStatus::ALL
-        .iter()
-        .map(|s| (s.as_str().to_string(), 0))
-        .collect();
-    counts.extend(by_status);
-
-    let per_day: Vec<DayVolume> = sqlx::query_as(
-        "SELECT to_char(date_trunc('day', (created_at AT TIME ZONE 'UTC')
-                                           + make_interval(mins => $4)), 'YYYY-MM-DD') AS day,
-                count(*) AS orders
-         FROM orders
-         WHERE restaurant_id = $1 AND created_at >= $2 AND created_at < $3
-         GROUP BY 1 ORDER BY 1",
-    )
-    .bind(restaurant_id)
-    .bind(from)
-    .bind(to)
-    .bind(utc_offset_minutes)
-    .fetch_all(pool)
-    .await?;
-
-    let ratings: Vec<(i16, i64)> = sqlx::query_as(
-        "SELECT rating, count(*) FROM orders
-         WHERE restaurant_id = $1 AND rating IS NOT NULL
-           AND COALESCE(rated_at, updated_at) >= $2 AND COALESCE(rated_at, updated_at) < $3
-         GROUP BY rating",
-    )
-    .bind(restaurant_id)
-    .bind(from)
-    .bind(to)
-    .fetch_all(pool)
-    .await?;
-    let count = |r: i16| {
-        ratings
-            .iter()
-            .find(|(rating, _)| *rating == r)
-            .map_or(0, |(_, n)| *n)
-    };
-    let rated: i64 = ratings.iter().map(|(_, n)| n).sum();
-    let average = (rated > 0).then(|| {
-        let sum: i64 = ratings.iter().map(|(r, n)| i64::from(*r) * n).sum();
-        (sum as f64 / rated as f64 * 100.0).round() / 100.0
-    });
-
-    let median: Option<f64> = sqlx::query_scalar(
-        "WITH first_in AS (
-             SELECT conversation_id, min(created_at) AS at
-             FROM messages
-             WHERE restaurant_id = $1 AND direction = 'in'
-               AND created_at >= $2 AND created_at < $3
-             GROUP BY conversation_id
-         ), answered AS (
-             SELECT f.at AS in_at,
-                    (SELECT min(m.created_at) FROM messages m
-                     WHERE m.conversation_id = f.conversation_id
-                       AND m.direction = 'out' AND m.created_at >= f.at) AS out_at
-             FROM first_in f
-         )
-         SELECT percentile_cont(0.5) WITHIN GROUP
-                    (ORDER BY EXTRACT(EPOCH FROM (out_at - in_at))::float8)
-         FROM answered WHERE out_at IS NOT NULL",
-    )
-    .bind(restaurant_id)
-    .bind(from)
-    .bind(to)
-    .fetch_one(pool)
-    .await?;
-
-    let top_items: Vec<TopItem> = sqlx::query_as(
-        "SELECT line->>'name' AS name, sum((line->>'quantity')::bigint)::bigint AS quantity
-         FROM orders,
-              jsonb_array_elements(CASE WHEN jsonb_typeof(orders.lines) = 'array'
-                                        THEN orders.lines ELSE '[]'::jsonb END) AS line
-         WHERE restaurant_id = $1 AND created_at >= $2 AND created_at < $3
-           AND status NOT IN ('DRAFT', 'CANCELLED')
-           AND line->>'name' IS NOT NULL
-         GROUP BY line->>'name'
-         ORDER BY quantity DESC, name
-         LIMIT $4",
-    )
-    .bind(restaurant_id)
-    .bind(from)
-    .bind(to)
-    .bind(TOP_ITEMS)
-    .fetch_all(pool)
-    .await?;
-
-    Ok(Analytics {
-        from,
-        to,
-        orders: OrderVolume {
-            total,
-            by_status: counts,
-            per_day,
-        },
-        ratings: RatingDistribution {
-            one: count(1),
-            two: count(2),
-            three: count(3),
-            four: count(4),
-            five: count(5),
-            average,
-        },
-        median_first_response_seconds: median,
-        top_items,
-    })
 }

@@ -9,13 +9,41 @@ use serde::Deserialize;
 /// What came back from one Messages API request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// Twilio (or something in front of it) answered with this status and body.
-    Http { status: u16, body: String },
+    /// Twilio (or something in front of it) answered with this status and
+    /// body, and a `Retry-After` (in seconds) if it sent one.
+    Http {
+        status: u16,
+        body: String,
+        retry_after: Option<Duration>,
+    },
     /// No answer within the client's timeout. Twilio may have taken the
     /// message: this is the one place a retry can send twice.
     Timeout,
     /// The connection failed (refused, reset, DNS, TLS).
     Connection(String),
+}
+
+/// The longest `Retry-After` obeyed: a broken header must not park a
+/// restaurant for hours.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+impl Answer {
+    /// How long Twilio asked us to wait (a 429 or 503 with `Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Answer::Http {
+                retry_after: Some(wait),
+                ..
+            } => Some((*wait).min(MAX_RETRY_AFTER)),
+            _ => None,
+        }
+    }
+}
+
+/// `Retry-After` in delay-seconds (Twilio's form); an HTTP date is not
+/// understood and ignored.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// What to do about an [`Answer`].
@@ -88,7 +116,7 @@ pub fn classify(answer: &Answer) -> Verdict {
                 reason: format!("cannot reach Twilio: {reason}"),
             }
         }
-        Answer::Http { status, body } => (*status, body.as_str()),
+        Answer::Http { status, body, .. } => (*status, body.as_str()),
     };
     if (200..300).contains(&status) {
         return match serde_json::from_str::<Created>(body) {
@@ -226,7 +254,22 @@ mod tests {
         Answer::Http {
             status,
             body: body.to_string(),
+            retry_after: None,
         }
+    }
+
+    #[test]
+    fn retry_after_is_seconds_and_bounded() {
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        let answer = Answer::Http {
+            status: 429,
+            body: String::new(),
+            retry_after: Some(Duration::from_secs(86_400)),
+        };
+        assert_eq!(answer.retry_after(), Some(MAX_RETRY_AFTER));
+        assert!(matches!(classify(&answer), Verdict::Transient { .. }));
+        assert_eq!(http(429, "").retry_after(), None);
     }
 
     fn error_body(code: i64, status: u16) -> String {

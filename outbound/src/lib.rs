@@ -250,25 +250,28 @@ pub async fn start(
         config.restaurant_cache_ttl,
         config.secret_keys.clone(),
     ));
-    let sender = Arc::new(SendHandler::new(
-        pool.clone(),
-        bus.clone(),
-        twilio,
-        tenants,
-        SendSettings {
-            status_callback_url: config.status_callback_url.clone(),
-            max_attempts: config.max_attempts,
-            missing_row_attempts: config.missing_row_attempts,
-            rate_limit_wait: config.rate_limit_wait,
-        },
-    ));
+    let worker = Worker::new(&bus, send::STAGE);
+    let sender = Arc::new(
+        SendHandler::new(
+            pool.clone(),
+            bus.clone(),
+            twilio,
+            tenants,
+            SendSettings {
+                status_callback_url: config.status_callback_url.clone(),
+                max_attempts: config.max_attempts,
+                missing_row_attempts: config.missing_row_attempts,
+                rate_limit_wait: config.rate_limit_wait,
+            },
+        )
+        .sharing(worker.limit_share()),
+    );
     let statuses = Arc::new(StatusHandler::new(
         pool.clone(),
         bus.clone(),
         config.unknown_sid_attempts,
     ));
 
-    let worker = Worker::new(&bus, send::STAGE);
     let health = Health::new("outbound")
         .bus(&bus)
         .postgres(&Probe::start(pool, shutdown.clone()))

@@ -5,11 +5,11 @@ use std::{sync::Arc, time::Duration};
 
 use secrecy::ExposeSecret;
 use uuid::Uuid;
-use waiter_migrations::Restaurant;
+use waiter_migrations::{consent, Restaurant};
 use waiter_nats::{
     events::{DashboardEvent, EventType},
     messages::OutboundMessage,
-    worker::lane_of,
+    worker::{lane_of, Backoff, LimitShare},
     Bus, BusError, Delivery, Envelope, Failure, Handler, LaneHandler, LetterContext, Outcome,
 };
 
@@ -96,6 +96,8 @@ pub struct SendHandler {
     /// Calls made to Twilio per message: what `OUTBOUND_MAX_ATTEMPTS`
     /// counts (not rate-limit waits, not database retries).
     twilio_calls: moka::future::Cache<Uuid, u32>,
+    /// This replica's part of each restaurant's rate.
+    share: LimitShare,
 }
 
 type Env = Envelope<OutboundMessage>;
@@ -122,7 +124,14 @@ impl SendHandler {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(3600))
                 .build(),
+            share: LimitShare::whole(),
         }
+    }
+
+    /// Sends each restaurant's messages at this replica's part of its rate.
+    pub fn sharing(mut self, share: LimitShare) -> Self {
+        self.share = share;
+        self
     }
 
     async fn try_handle(&self, env: &Env, delivery: &Delivery) -> Result<Outcome, SendError> {
@@ -207,7 +216,8 @@ impl SendHandler {
         // one defers the message in place: its conversation waits (order
         // kept), the other conversations go on, and it is not an attempt.
         if let Some(delay) = self.wait_for_quota(&restaurant).await {
-            metrics::counter!("waiter_outbound_rate_limited_total").increment(1);
+            metrics::counter!("waiter_outbound_rate_limited_total", "restaurant" => restaurant.id.to_string())
+                .increment(1);
             return Ok(Outcome::defer(
                 delay,
                 format!("restaurant {} is over its outbound rate", restaurant.id),
@@ -257,6 +267,13 @@ impl SendHandler {
                         metrics::counter!("waiter_outbound_retries_total").increment(1);
                         tracing::info!(message_id = %msg.message_id, calls,
                             code = ?code, reason = %reason, "transient Twilio failure; will retry");
+                        if let Some(wait) = answer.retry_after() {
+                            // Twilio said when: the restaurant's sends wait
+                            // that long on this replica, and this message
+                            // comes back then (the call already counted).
+                            self.tenants.pause(restaurant.id, wait);
+                            return Ok(Outcome::defer(wait, reason));
+                        }
                         let failure = Failure::transient(reason);
                         Ok(Outcome::Retry(match code {
                             Some(code) => failure.with_code(code),
@@ -299,10 +316,11 @@ impl SendHandler {
     async fn wait_for_quota(&self, restaurant: &Restaurant) -> Option<Duration> {
         let mut waited = Duration::ZERO;
         loop {
-            let wait = match self
-                .tenants
-                .try_acquire(restaurant.id, restaurant.outbound_rate_per_second)
-            {
+            let wait = match self.tenants.try_acquire(
+                restaurant.id,
+                restaurant.outbound_rate_per_second,
+                self.share.get(),
+            ) {
                 Ok(()) => return None,
                 Err(wait) => wait,
             };
@@ -324,15 +342,20 @@ impl SendHandler {
     async fn record_sent(&self, env: &Env, sid: &str) -> Result<Outcome, SendError> {
         let msg = &env.body;
         let queued_rank = status_rank(decision::QUEUED).unwrap_or(1);
-        let mut pause = Duration::from_millis(100);
+        // Five tries over at most 3.1 s, jittered like every other retry.
+        let backoff = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+        };
+        let mut attempt = 0;
         let view = loop {
+            attempt += 1;
             match store::mark_sent(&self.pool, msg.message_id, sid, queued_rank).await {
                 Ok(view) => break view,
-                Err(e) if pause <= Duration::from_secs(2) => {
+                Err(e) if attempt <= 5 => {
                     tracing::warn!(message_id = %msg.message_id, sid, error = %e,
                         "cannot record the sid yet; trying again");
-                    tokio::time::sleep(pause).await;
-                    pause *= 2;
+                    tokio::time::sleep(backoff.jittered(attempt)).await;
                 }
                 Err(e) => {
                     tracing::error!(message_id = %msg.message_id, sid, error = %e,
@@ -342,7 +365,8 @@ impl SendHandler {
             }
         };
         self.unrecorded.invalidate(&msg.message_id).await;
-        metrics::counter!("waiter_outbound_sent_total").increment(1);
+        metrics::counter!("waiter_outbound_sent_total", "restaurant" => msg.restaurant_id.to_string())
+            .increment(1);
         match view {
             Some(view) => {
                 tracing::info!(message_id = %msg.message_id, sid, "sent");
@@ -409,6 +433,9 @@ impl SendHandler {
         .await?;
         if let Some(change) = change {
             self.publish_status(env, &change).await?;
+        }
+        if code_text.as_deref() == Some(consent::UNSUBSCRIBED_ERROR) {
+            consent::unsubscribed_by_twilio(&self.pool, msg.conversation_id).await?;
         }
         count_failed(why);
         tracing::warn!(message_id = %msg.message_id, code = ?code, reason, "message failed");

@@ -11,6 +11,7 @@ use crate::{
     decision::{self, callback_rank},
     store::{self, StatusChange},
 };
+use waiter_migrations::consent;
 
 /// The durable consumer every replica shares.
 pub const CONSUMER: &str = "outbound-status";
@@ -98,6 +99,14 @@ impl Handler for StatusHandler {
                     )
                 }
                 Ok(Some(change)) => {
+                    if change.error_code.as_deref() == Some(consent::UNSUBSCRIBED_ERROR) {
+                        if let Err(e) =
+                            consent::unsubscribed_by_twilio(&self.pool, change.conversation_id)
+                                .await
+                        {
+                            return Outcome::Retry(Failure::from(e));
+                        }
+                    }
                     metrics::counter!("waiter_outbound_status_applied_total", "status" => change.status.clone())
                         .increment(1);
                     tracing::debug!(sid, status = %change.status, message_id = %change.message_id,

@@ -110,14 +110,24 @@ impl TwilioClient {
         let answer = match result {
             Ok(response) => {
                 let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(crate::decision::parse_retry_after);
                 match response.text().await {
-                    Ok(body) => Answer::Http { status, body },
+                    Ok(body) => Answer::Http {
+                        status,
+                        body,
+                        retry_after,
+                    },
                     Err(e) if e.is_timeout() => Answer::Timeout,
                     // The status line arrived; an unreadable body still
                     // tells success from failure by the status alone.
                     Err(_) => Answer::Http {
                         status,
                         body: String::new(),
+                        retry_after,
                     },
                 }
             }

@@ -98,11 +98,10 @@ pub async fn start(
     ));
 
     let worker = Worker::new(&bus, "router");
-    let router = Arc::new(route::Router::new(
-        bus.clone(),
-        pool.clone(),
-        config.tenant_cache_ttl,
-    ));
+    let router = Arc::new(
+        route::Router::new(bus.clone(), pool.clone(), config.tenant_cache_ttl)
+            .sharing(worker.limit_share()),
+    );
     {
         let (worker, shutdown) = (worker.clone(), shutdown.clone());
         tasks.spawn(async move {

@@ -1,8 +1,11 @@
 //! Inbound limits per restaurant and per customer, configured per tenant.
 //! Messages over a limit are still stored and shown; the bot just does not
 //! answer them. Limits are counted per router replica (GCRA from
-//! `governor`): with N replicas a tenant's effective ceiling is up to N
-//! times its setting, which errs on the side of answering customers.
+//! `governor`). A customer's messages all reach one partition (To, From),
+//! owned by one replica, so the customer limit holds with any number of
+//! replicas. The restaurant limit is split: each replica takes the share
+//! of it that matches the share of the partitions it owns, so the
+//! replicas' shares add up to at most the setting.
 
 use std::{
     collections::HashMap,
@@ -34,17 +37,25 @@ impl Decision {
 }
 
 struct TenantLimiter {
-    quotas: (u32, u32),
+    /// (this replica's restaurant share in messages per 1000 minutes, per customer).
+    quotas: (u64, u32),
     restaurant: DefaultDirectRateLimiter,
     customers: DefaultKeyedRateLimiter<String>,
 }
 
 impl TenantLimiter {
-    fn new(per_restaurant: u32, per_customer: u32) -> Self {
+    fn new(restaurant_per_kilominute: u64, per_customer: u32) -> Self {
         let minute = |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).expect("non-zero"));
+        let per_kilominute = restaurant_per_kilominute.max(1);
+        let burst = NonZeroU32::new((per_kilominute / 1000).clamp(1, u64::from(u32::MAX)) as u32)
+            .unwrap_or(NonZeroU32::MIN);
+        let period = std::time::Duration::from_secs_f64(60_000.0 / per_kilominute as f64);
+        let restaurant = Quota::with_period(period)
+            .unwrap_or_else(|| minute(1))
+            .allow_burst(burst);
         Self {
-            quotas: (per_restaurant, per_customer),
-            restaurant: RateLimiter::direct(minute(per_restaurant)),
+            quotas: (per_kilominute, per_customer),
+            restaurant: RateLimiter::direct(restaurant),
             customers: RateLimiter::keyed(minute(per_customer)),
         }
     }
@@ -58,22 +69,28 @@ pub struct InboundLimits {
 
 impl InboundLimits {
     /// Counts one message against the customer's and the restaurant's
-    /// limits (messages per minute).
+    /// limits (messages per minute); `share` (0 < share <= 1) is this
+    /// replica's part of the restaurant's limit.
     pub fn check(
         &self,
         restaurant_id: Uuid,
         per_restaurant: u32,
         per_customer: u32,
         customer: &str,
+        share: f64,
     ) -> Decision {
+        let share = share.clamp(f64::MIN_POSITIVE, 1.0);
+        let per_kilominute =
+            ((f64::from(per_restaurant.max(1)) * share * 1000.0).round() as u64).max(1);
         let limiter = {
             let mut tenants = self.tenants.lock().expect("limits lock");
             let entry = tenants
                 .entry(restaurant_id)
-                .or_insert_with(|| Arc::new(TenantLimiter::new(per_restaurant, per_customer)));
-            if entry.quotas != (per_restaurant, per_customer) {
-                // The tenant's limits changed: start afresh with the new ones.
-                *entry = Arc::new(TenantLimiter::new(per_restaurant, per_customer));
+                .or_insert_with(|| Arc::new(TenantLimiter::new(per_kilominute, per_customer)));
+            if entry.quotas != (per_kilominute, per_customer) {
+                // The tenant's limits (or this replica's share) changed:
+                // start afresh with the new ones.
+                *entry = Arc::new(TenantLimiter::new(per_kilominute, per_customer));
             }
             entry.clone()
         };
@@ -99,13 +116,19 @@ mod tests {
         let limits = InboundLimits::default();
         let r = Uuid::new_v4();
         for _ in 0..3 {
-            assert_eq!(limits.check(r, 100, 3, "whatsapp:+1"), Decision::Allowed);
+            assert_eq!(
+                limits.check(r, 100, 3, "whatsapp:+1", 1.0),
+                Decision::Allowed
+            );
         }
         assert_eq!(
-            limits.check(r, 100, 3, "whatsapp:+1"),
+            limits.check(r, 100, 3, "whatsapp:+1", 1.0),
             Decision::CustomerLimited
         );
-        assert_eq!(limits.check(r, 100, 3, "whatsapp:+2"), Decision::Allowed);
+        assert_eq!(
+            limits.check(r, 100, 3, "whatsapp:+2", 1.0),
+            Decision::Allowed
+        );
     }
 
     #[test]
@@ -113,18 +136,34 @@ mod tests {
         let limits = InboundLimits::default();
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         for i in 0..5 {
-            assert_eq!(limits.check(a, 5, 100, &format!("c{i}")), Decision::Allowed);
+            assert_eq!(
+                limits.check(a, 5, 100, &format!("c{i}"), 1.0),
+                Decision::Allowed
+            );
         }
-        assert_eq!(limits.check(a, 5, 100, "c9"), Decision::RestaurantLimited);
-        assert_eq!(limits.check(b, 5, 100, "c9"), Decision::Allowed);
+        assert_eq!(
+            limits.check(a, 5, 100, "c9", 1.0),
+            Decision::RestaurantLimited
+        );
+        assert_eq!(limits.check(b, 5, 100, "c9", 1.0), Decision::Allowed);
+    }
+
+    #[test]
+    fn a_replica_owning_a_quarter_takes_a_quarter_of_the_restaurant_limit() {
+        let limits = InboundLimits::default();
+        let r = Uuid::new_v4();
+        let allowed = (0..40)
+            .filter(|i| limits.check(r, 40, 100, &format!("c{i}"), 0.25) == Decision::Allowed)
+            .count();
+        assert_eq!(allowed, 10);
     }
 
     #[test]
     fn changed_limits_apply_at_once() {
         let limits = InboundLimits::default();
         let r = Uuid::new_v4();
-        assert_eq!(limits.check(r, 100, 1, "c"), Decision::Allowed);
-        assert_eq!(limits.check(r, 100, 1, "c"), Decision::CustomerLimited);
-        assert_eq!(limits.check(r, 100, 5, "c"), Decision::Allowed);
+        assert_eq!(limits.check(r, 100, 1, "c", 1.0), Decision::Allowed);
+        assert_eq!(limits.check(r, 100, 1, "c", 1.0), Decision::CustomerLimited);
+        assert_eq!(limits.check(r, 100, 5, "c", 1.0), Decision::Allowed);
     }
 }

@@ -7,6 +7,7 @@ use sqlx::PgPool;
 use waiter_migrations::Restaurant;
 use waiter_nats::{
     messages::{ConversationInput, CustomerMessage, InboundMessage, WebhookOutcome},
+    worker::LimitShare,
     Bus, BusError, EncodedMessage, Envelope, Failure, LetterContext, Outcome, Payload,
 };
 
@@ -72,9 +73,17 @@ pub struct Router {
     pub(crate) pool: PgPool,
     by_number: Cache<String, Option<Arc<Restaurant>>>,
     limits: InboundLimits,
+    /// This replica's part of each restaurant's inbound limit.
+    share: LimitShare,
 }
 
 impl Router {
+    /// Limits each restaurant's inbound messages to this replica's part.
+    pub fn sharing(mut self, share: LimitShare) -> Self {
+        self.share = share;
+        self
+    }
+
     pub fn new(bus: Bus, pool: PgPool, ttl: Duration) -> Self {
         Self {
             bus,
@@ -84,6 +93,7 @@ impl Router {
                 .time_to_live(ttl)
                 .build(),
             limits: InboundLimits::default(),
+            share: LimitShare::whole(),
         }
     }
 
@@ -209,6 +219,7 @@ impl Router {
             restaurant.restaurant_rate_per_minute.max(1) as u32,
             restaurant.customer_rate_per_minute.max(1) as u32,
             &message.from,
+            self.share.get(),
         );
         let limited = decision.reason().map(str::to_string);
         Ok(Verdict::Forward {

@@ -108,6 +108,12 @@ impl EnvReader {
         }
     }
 
+    /// An address only some deployments set (a separate ops port).
+    pub fn optional_addr(&mut self, name: &str) -> Option<SocketAddr> {
+        self.optional(name)?;
+        Some(self.addr(name, ""))
+    }
+
     /// A secret: never printed, redacted in Debug.
     pub fn secret(&mut self, name: &str, default: Option<&str>) -> SecretString {
         match (self.raw(name), default) {

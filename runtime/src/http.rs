@@ -211,9 +211,54 @@ fn within(body: Body, deadline: Instant, timed_out: Arc<AtomicBool>) -> Body {
     Body::wrap_stream(chunks)
 }
 
-/// Binds `addr`, for a stage's `start`.
+/// Binds `addr`, for a stage's `start`, with `SO_REUSEPORT`: replicas of
+/// ingest or notifier share one public port and the kernel spreads the
+/// connections over them (Linux lets only sockets of the same user share a
+/// port; `waiterctl up` checks the port is free before the first replica).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(addr).await?;
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(1024)?;
     let bound = listener.local_addr()?;
     Ok((listener, bound))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn replicas_share_a_port_and_each_is_served() {
+        let (first, addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (second, again) = bind(addr).await.expect("a second listener on the port");
+        assert_eq!(addr, again);
+        drop(first);
+        // The survivor takes every connection.
+        let shutdown = CancellationToken::new();
+        let server = serve(
+            second,
+            warp::any().map(|| "served"),
+            HttpTimeouts::default(),
+            shutdown.clone(),
+        );
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("served"),
+            "{answer}"
+        );
+        shutdown.cancel();
+        server.await.unwrap();
+    }
 }

@@ -135,14 +135,21 @@ pub fn routes(
         let (_, ready, body) = h.evaluate();
         answer(ready, body)
     });
+    let status_health = health.clone();
     let status_route = warp::path!("status").and(warp::get()).map(move || {
+        let health = &status_health;
         let body = match &health.status {
             Some(status) => status(),
             None => serde_json::json!({ "stage": health.stage }),
         };
         warp::reply::json(&body)
     });
+    let h = health.clone();
     let metrics_route = warp::path!("metrics").and(warp::get()).map(move || {
+        // Readiness as a metric too, so an alert sees a stage that is up
+        // but not taking traffic.
+        let (_, ready, _) = h.evaluate();
+        metrics::gauge!("waiter_stage_ready", "stage" => h.stage).set(f64::from(u8::from(ready)));
         warp::reply::with_header(
             metrics.render(),
             "content-type",
@@ -165,6 +172,23 @@ pub fn serve(
     let (bound, server) = warp::serve(routes(health))
         .try_bind_with_graceful_shutdown(addr, async move { shutdown.cancelled().await })?;
     Ok((bound, tokio::spawn(server)))
+}
+
+/// [`serve`] when the stage was given a separate ops address (ingest and
+/// notifier, whose public port replicas share); `None` otherwise. The
+/// error names the address that could not be served.
+pub fn serve_if(
+    addr: Option<SocketAddr>,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<()>>, (SocketAddr, warp::Error)> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    match serve(addr, health.clone(), shutdown.clone()) {
+        Ok((_, task)) => Ok(Some(task)),
+        Err(e) => Err((addr, e)),
+    }
 }
 
 #[cfg(test)]

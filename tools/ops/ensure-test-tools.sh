@@ -23,6 +23,10 @@ dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || missing+=(fonts-noto-color-emo
 if [ "${#missing[@]}" -gt 0 ]; then say "installing ${missing[*]}"; apt_install "${missing[@]}"; fi
 say "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -1)"
 
+# promtool (Debian's prometheus package), for `just metrics-check`.
+if ! command -v promtool >/dev/null; then say "installing prometheus (promtool)"; apt_install prometheus; fi
+say "$(promtool --version 2>&1 | head -1)"
+
 # Node.js, for `npm ci` and the dashboard's freshness test.
 if ! command -v npm >/dev/null; then say "installing nodejs and npm"; apt_install nodejs npm; fi
 say "node: $(node --version)"

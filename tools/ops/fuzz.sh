@@ -4,9 +4,9 @@
 # cargo-fuzz needs nightly compiler flags; RUSTC_BOOTSTRAP=1 lets the stable
 # toolchain accept them. Targets build without a sanitizer (our code is safe
 # Rust; what we look for are panics) and with debug assertions (overflow).
-# New inputs go to fuzz/target/corpus/<target>; the committed seeds in
-# fuzz/corpus/<target> are read, never written. A crash stops the run and
-# leaves its input in fuzz/artifacts/<target>/.
+# New inputs go to tools/fuzz/target/corpus/<target>; the committed seeds in
+# tools/fuzz/corpus/<target> are read, never written. A crash stops the run and
+# leaves its input in tools/fuzz/artifacts/<target>/.
 set -euo pipefail
 seconds="${1:-30}"
 cd "$(dirname "$0")/../.."
@@ -16,7 +16,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 export RUSTC_BOOTSTRAP=1
-cd fuzz
+cd tools/fuzz
 targets=$(cargo fuzz list)
 echo "==> building fuzz targets: $(echo $targets)"
 cargo fuzz build --sanitizer none --debug-assertions
@@ -28,7 +28,7 @@ for target in $targets; do
     -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 2>&1 \
     | grep -E "^(#[0-9]+ +DONE|Done|stat::number_of_executed_units|stat::peak_rss_mb|==|SUMMARY|thread '|panicked|.*deadly signal|artifact_prefix|Test unit written)" || true
   if compgen -G "artifacts/$target/crash-*" >/dev/null; then
-    echo "fuzz target $target crashed: see fuzz/artifacts/$target/" >&2
+    echo "fuzz target $target crashed: see tools/fuzz/artifacts/$target/" >&2
     exit 1
   fi
 done

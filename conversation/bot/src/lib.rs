@@ -23,6 +23,7 @@ pub use waiter_hours::Schedule;
 pub use waiter_nats::messages::{Fulfilment, OrderStatus, PaymentMethod};
 
 pub mod bidi;
+pub mod consent;
 mod flow;
 pub mod geo;
 pub mod ids;

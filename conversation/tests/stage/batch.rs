@@ -88,6 +88,7 @@ async fn a_failing_input_rolls_back_alone_and_the_inputs_before_it_commit_once()
             conversation_id: Uuid::new_v4(),
             staff: "staff".into(),
             text: "hi".into(),
+            content_sid: None,
         }),
     );
     let after = incoming(

@@ -87,13 +87,16 @@
 //! `waiter_worker_redelivered_total`, `waiter_worker_handle_seconds{stage}`,
 //! `waiter_worker_batch_size{stage}`, `waiter_worker_in_flight{stage}`,
 //! `waiter_worker_owned_partitions{stage}`,
-//! `waiter_dead_letters_total{stage,reason_class}`.
+//! `waiter_worker_consumer_pending{stage,consumer}` and
+//! `waiter_worker_consumer_ack_pending{stage,consumer}` (the lag, every
+//! 5 s), `waiter_dead_letters_total{stage,reason_class}`.
 
 pub mod assignment;
 mod config;
 mod engine;
 mod group;
 mod held;
+mod lag;
 mod lanes;
 mod lease;
 mod ordered;
@@ -103,7 +106,7 @@ mod status;
 
 use std::{future::Future, hash::Hash, sync::Arc};
 
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use self::{
     config::{validate_replica_id, WorkerConfig},
@@ -236,6 +239,26 @@ pub fn lane_of(key: &impl Hash) -> u64 {
     hasher.finish()
 }
 
+/// A replica's part, in (0, 1], of a limit split between the replicas by
+/// owned partitions (a restaurant's send rate, its inbound limit): the
+/// leases give each partition one owner, so the parts add up to at most
+/// the whole, with no shared counter.
+#[derive(Clone, Default)]
+pub struct LimitShare(Option<(WorkerStatus, &'static str, u16)>);
+
+impl LimitShare {
+    /// The whole limit (one replica, or tests).
+    pub fn whole() -> Self {
+        Self(None)
+    }
+
+    pub fn get(&self) -> f64 {
+        self.0
+            .as_ref()
+            .map_or(1.0, |(status, group, n)| status.owned_share(group, *n))
+    }
+}
+
 /// One process's workers: its replica identity and status, shared by
 /// every loop it runs.
 #[derive(Clone)]
@@ -330,6 +353,7 @@ impl Worker {
             bound: spec.max_ack_pending.max(1) as usize,
             keyed: false,
         };
+        let _lag = self.report_lag(spec.stream, vec![spec.durable.clone()]);
         group::run_shared(
             self.bus.clone(),
             self.stage,
@@ -341,12 +365,39 @@ impl Worker {
         .await
     }
 
+    /// This replica's part of a limit the stage's replicas split by the
+    /// partitions they own ([`WorkerStatus::owned_share`]).
+    pub fn limit_share(&self) -> LimitShare {
+        LimitShare(Some((
+            self.status.clone(),
+            self.stage,
+            self.bus.topology().partitions(),
+        )))
+    }
+
+    /// Reports the consumers' lag ([`lag`]) until the guard is dropped.
+    fn report_lag(&self, stream: StreamKind, consumers: Vec<String>) -> DropGuard {
+        let stop = CancellationToken::new();
+        tokio::spawn(lag::report(
+            self.bus.clone(),
+            self.stage,
+            stream,
+            consumers,
+            stop.clone(),
+        ));
+        stop.drop_guard()
+    }
+
     async fn partitions<E: engine::Engine>(
         &self,
         stream: StreamKind,
         engine: E,
         shutdown: CancellationToken,
     ) -> Result<(), BusError> {
+        let consumers = (0..self.bus.topology().partitions())
+            .map(|p| self.bus.topology().partition_consumer(self.stage, p))
+            .collect();
+        let _lag = self.report_lag(stream, consumers);
         group::Partitions {
             bus: self.bus.clone(),
             stage: self.stage,

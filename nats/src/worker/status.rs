@@ -208,6 +208,20 @@ impl WorkerStatus {
             .insert(group.to_string(), ok);
     }
 
+    /// This replica's share of `group`'s `partitions`, in (0, 1]: its part
+    /// of a limit split between replicas by the partitions they own
+    /// (leases give each partition one owner, so the shares add up to at
+    /// most 1). Owning none yet (a partition handed over under it) counts
+    /// as owning one.
+    pub fn owned_share(&self, group: &str, partitions: u16) -> f64 {
+        let owned = lock(&self.inner.state)
+            .owned
+            .get(group)
+            .map_or(0, |owned| owned.len())
+            .max(1);
+        (owned as f64 / f64::from(partitions.max(1))).min(1.0)
+    }
+
     pub(crate) fn owned(&self, group: &str, partitions: Vec<u16>) {
         let count = partitions.len();
         lock(&self.inner.state)
@@ -372,5 +386,15 @@ mod tests {
         assert_eq!(report.consumers.len(), 1);
         assert_eq!(report.consumers[0].handled, 1);
         assert_eq!(status.json()["replica"], "order-1");
+    }
+
+    #[test]
+    fn the_owned_share_is_a_fraction_of_the_partitions_never_zero() {
+        let status = WorkerStatus::new("outbound", "outbound-1");
+        assert_eq!(status.owned_share("outbound", 16), 1.0 / 16.0);
+        status.owned("outbound", vec![0, 3, 7, 9]);
+        assert_eq!(status.owned_share("outbound", 16), 0.25);
+        assert_eq!(status.owned_share("outbound", 2), 1.0);
+        assert_eq!(status.owned_share("router", 16), 1.0 / 16.0);
     }
 }

@@ -194,3 +194,59 @@ async fn stream_limits_are_applied_and_an_existing_stream_is_updated_to_new_ones
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn a_cluster_url_list_connects_to_the_server_that_answers() {
+    let t = TestBus::new().await;
+    // A server that is gone first, then the real one: as NATS_URL names
+    // the nodes of a cluster.
+    let bus = t
+        .connect(|config| config.url = format!("nats://127.0.0.1:1,{}", config.url))
+        .await;
+    bus.ensure_streams(&[StreamKind::Conversation])
+        .await
+        .unwrap();
+    let env = Envelope::new(
+        "listed",
+        "trace",
+        Step {
+            key: "c".into(),
+            n: 1,
+        },
+    );
+    let published = bus.publish(bus.topology().conversation(0), &env).await;
+    assert!(!published.unwrap().duplicate);
+}
+
+#[tokio::test]
+async fn a_directory_whose_entries_were_rewritten_is_loaded() {
+    // The router rewrites every entry on each sync: the stream's sequence
+    // runs far ahead of its three messages.
+    let t = TestBus::new().await;
+    let directory = Directory::open(&t.bus).await.unwrap();
+    let keys = Keyring::for_tests();
+    for round in 0..5 {
+        for sid in ["AC1", "AC2", "AC3"] {
+            let token = format!("{sid}-{round}");
+            directory
+                .put(&AccountEntry {
+                    account_sid: sid.into(),
+                    sealed_token: Some(keys.seal(&token, &twilio_token_context(sid))),
+                })
+                .await
+                .unwrap();
+        }
+    }
+    let cache = DirectoryCache::new(keys.clone());
+    let shutdown = CancellationToken::new();
+    directory
+        .follow(cache.clone(), Duration::from_secs(5), shutdown.clone())
+        .await
+        .unwrap();
+    assert!(cache.is_loaded(), "not loaded within 5 s");
+    let token = cache
+        .auth_token("AC3")
+        .map(|t| t.expose_secret().to_string());
+    assert_eq!(token.as_deref(), Some("AC3-4"));
+    shutdown.cancel();
+}

@@ -320,4 +320,10 @@ export async function moveOrder(oid, status) {
   return card;
 }
 
+/** The order as the server has it now (after a refused move). */
+export async function refreshOrder(oid) {
+  const card = await api.order(oid).catch(() => null);
+  if (card) set((s) => ({ orders: new Map(s.orders).set(card.id, newer(s.orders.get(card.id), card, 'updated_at')) }));
+}
+
 export const loadAnalytics = (params) => api.analytics(params);

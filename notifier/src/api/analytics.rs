@@ -7,14 +7,15 @@ use warp::{http::StatusCode, reply::Response};
 use super::{docs::ReadErrors, json_reply, Request, Scope};
 use crate::{
     error::ApiError,
+    figures::{self, Analytics},
     paging::RangeQuery,
-    store::{self, Analytics},
     App,
 };
 
-/// Order volume by status, the rating distribution and average, the median
-/// first-response time and the top items over `[from, to)` (default: the 30
-/// days up to now).
+/// Order volume by status and per day (in the restaurant's time zone), the
+/// rating distribution and average, first-response times of the bot and of
+/// staff, and the top items in the restaurant's language over `[from, to)`
+/// (default: the 30 days up to now; at most 366 days, else 400).
 #[utoipa::path(
     get,
     path = "/api/restaurants/{id}/analytics",
@@ -32,13 +33,7 @@ pub async fn get_analytics(
 ) -> Result<Response, ApiError> {
     let (range, from, to) =
         RangeQuery::parse(&request.query, chrono::Utc::now()).map_err(ApiError::BadRequest)?;
-    let report = store::analytics(
-        &app.pool,
-        scope.restaurant_id,
-        from,
-        to,
-        range.utc_offset.unwrap_or(0),
-    )
-    .await?;
+    let report =
+        figures::analytics(&app.pool, scope.restaurant_id, from, to, range.utc_offset).await?;
     Ok(json_reply(StatusCode::OK, &report))
 }

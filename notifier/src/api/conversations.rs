@@ -15,7 +15,7 @@ use waiter_nats::{
 use warp::{http::StatusCode, reply::Response};
 
 use super::{
-    docs::{ReadErrors, WriteErrors},
+    docs::{ErrorBody, ReadErrors, WriteErrors},
     json_reply, publish, Request, Scope,
 };
 use crate::{
@@ -56,6 +56,11 @@ pub struct SendBody {
         pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
     )]
     pub message: String,
+    /// The name of an approved content template to send `message` in (its
+    /// variable `1`), e.g. `staff_reply`: the only way to reach a customer
+    /// whose 24-hour window is closed.
+    #[serde(default)]
+    pub template: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -184,6 +189,7 @@ pub async fn list_messages(
     request_body = SendBody,
     responses(
         (status = 202, description = "Stored; it will be sent", body = SendAccepted),
+        (status = 409, description = "`outside_session_window`: the customer last wrote over 24 hours ago and no template was chosen; `template_not_approved`: the chosen template is not approved for the customer's language. Nothing was queued.", body = ErrorBody),
         WriteErrors,
     ),
 )]
@@ -193,8 +199,9 @@ pub async fn send_message(
     request: Request,
 ) -> Result<Response, ApiError> {
     let conversation_id = request.id("cid")?;
-    let SendBody { message } = request.json()?;
+    let SendBody { message, template } = request.json()?;
     validate_message(&message)?;
+    let content_sid = template_for(&app, &scope, conversation_id, template.as_deref()).await?;
     let message_id = Uuid::new_v4();
     let input = ConversationInput::StaffReply(StaffReply {
         message_id,
@@ -202,6 +209,7 @@ pub async fn send_message(
         conversation_id,
         staff: scope.principal.sub.clone(),
         text: message,
+        content_sid,
     });
     to_conversation(&app, &scope, conversation_id, message_id, input).await?;
     metrics::counter!("waiter_notifier_staff_messages_total").increment(1);
@@ -209,6 +217,46 @@ pub async fn send_message(
         StatusCode::ACCEPTED,
         &SendAccepted { message_id },
     ))
+}
+
+/// The ContentSid a staff reply goes as: none inside the customer's
+/// 24-hour window unless staff chose a template; outside it, the chosen
+/// template, which must be approved in the customer's language.
+async fn template_for(
+    app: &App,
+    scope: &Scope,
+    conversation_id: Uuid,
+    template: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    let recipient = store::recipient(&app.pool, scope.restaurant_id, conversation_id).await?;
+    let open =
+        waiter_migrations::templates::window_open(recipient.last_inbound_at, chrono::Utc::now());
+    let Some(name) = template.map(str::trim).filter(|t| !t.is_empty()) else {
+        return match open {
+            true => Ok(None),
+            false => Err(ApiError::Refused(
+                "outside_session_window",
+                "the customer last wrote over 24 hours ago: only an approved template can reach them (choose one in `template`)".into(),
+            )),
+        };
+    };
+    let approved = waiter_migrations::templates::approved(
+        &app.pool,
+        scope.restaurant_id,
+        name,
+        &recipient.language,
+    )
+    .await?;
+    match approved {
+        Some(t) => Ok(Some(t.content_sid)),
+        None => Err(ApiError::Refused(
+            "template_not_approved",
+            format!(
+                "no approved template {name:?} in {:?} for this restaurant",
+                recipient.language
+            ),
+        )),
+    }
 }
 
 /// Stores an input on the conversation's CONV partition (envelope id =

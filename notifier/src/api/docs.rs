@@ -11,9 +11,13 @@ use utoipa::{
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// `bad_request`, `unauthorized`, `not_found`, `method_not_allowed`,
-    /// `illegal_transition`, `payload_too_large`, `unavailable`, `timeout`
-    /// or `internal`.
+    /// `illegal_transition`, `payload_too_large`, `unavailable`, `timeout`,
+    /// `internal`, or a WhatsApp rule (`outside_session_window`,
+    /// `template_not_approved`).
     pub error: String,
+    /// The rule's name again, on a 409 a WhatsApp rule refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
     /// Why, for a person; never contains a token.
     pub reason: String,
 }

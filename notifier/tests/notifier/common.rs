@@ -232,8 +232,9 @@ pub async fn message(
     };
     sqlx::query(
         "INSERT INTO messages (id, restaurant_id, conversation_id, direction, author, kind, body,
-                               status, created_at)
-         VALUES ($1, $2, $3, $4, $5, 'text', $6, $7, $8)",
+                               status, created_at, sent_at)
+         VALUES ($1, $2, $3, $4, $5, 'text', $6, $7, $8,
+                 CASE WHEN $4 = 'out' THEN $8 END)",
     )
     .bind(id)
     .bind(restaurant)

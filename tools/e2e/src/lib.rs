@@ -367,3 +367,30 @@ impl Starter {
         out
     }
 }
+
+/// Who owns each partition of a consumer group now (`None`: nobody).
+pub async fn lease_owners(bus: &waiter_nats::Bus, group: &str) -> Vec<Option<String>> {
+    use waiter_nats::{messages::LeaseRecord, Envelope, StreamKind};
+    let topology = bus.topology();
+    let stream = bus
+        .jetstream()
+        .get_stream(topology.stream_name(StreamKind::Leases))
+        .await
+        .expect("the lease stream");
+    let mut owners = vec![];
+    for partition in 0..topology.partitions() {
+        let subject = topology.partition_lease(group, partition);
+        owners.push(
+            match stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(m) => {
+                    Envelope::<LeaseRecord>::decode(&m.payload)
+                        .expect("a lease record")
+                        .body
+                        .owner
+                }
+                Err(_) => None,
+            },
+        );
+    }
+    owners
+}

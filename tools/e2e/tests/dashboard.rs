@@ -17,6 +17,14 @@ static ONE_BROWSER_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 const WIDE: (u32, u32) = (1366, 900);
 
+/// The first restaurant's orders board, signed in.
+async fn orders_board(p: &Pipeline) -> Browser {
+    let browser = Browser::start(WIDE.0, WIDE.1).await;
+    sign_in_by_pasting(&browser, &format!("http://{}/", p.notifier), &p.token(0)).await;
+    browser.click("[data-testid=tab-orders]").await;
+    browser
+}
+
 /// Opens the dashboard at `base` and signs in by pasting the token.
 async fn sign_in_by_pasting(browser: &Browser, base: &str, token: &str) {
     browser.goto(base).await;
@@ -201,9 +209,7 @@ async fn an_order_placed_by_chatting_is_moved_on_the_board_and_its_low_rating_st
         .execute(p.env.pool())
         .await
         .unwrap();
-    let browser = Browser::start(WIDE.0, WIDE.1).await;
-    sign_in_by_pasting(&browser, &format!("http://{}/", p.notifier), &p.token(0)).await;
-    browser.click("[data-testid=tab-orders]").await;
+    let browser = orders_board(&p).await;
 
     let chat = Chat::new(&p, r, customer(72), Some("Faisal"));
     let order = place_order(&chat, None).await;
@@ -331,6 +337,75 @@ async fn an_order_placed_by_chatting_is_moved_on_the_board_and_its_low_rating_st
     assert_eq!(average, json!("2.00"));
     assert!(count(&browser, ".analytics canvas", "").await >= 3);
     browser.screenshot("6-analytics").await;
+    browser.close().await;
+}
+
+/// Another till (or the kitchen screen) moved the order before this board
+/// heard of it: the move is refused with 409, the board says so in words
+/// and shows the order as it now is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_refused_with_409_is_explained_and_the_card_shows_the_order_as_it_is() {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    let p = Pipeline::start().await;
+    let r = p.restaurant(0);
+    let browser = orders_board(&p).await;
+
+    let chat = Chat::new(&p, r, customer(73), Some("Huda"));
+    let order = place_order(&chat, None).await;
+    let card = format!("[data-order-id='{}']", order.id);
+    until_count(
+        &browser,
+        "the new order is on the board",
+        &format!("[data-testid=column-CONFIRMED] {card} [data-testid=move-PREPARING]"),
+        "",
+        1,
+    )
+    .await;
+    // Cancelled behind this board's back: its event has not arrived.
+    sqlx::query("UPDATE orders SET status = 'CANCELLED', updated_at = now() WHERE id = $1")
+        .bind(order.id)
+        .execute(p.env.pool())
+        .await
+        .unwrap();
+
+    browser
+        .click(&format!("{card} [data-testid=move-PREPARING]"))
+        .await;
+    until_count(
+        &browser,
+        "the refusal is explained",
+        &format!("{card} [data-testid=order-problem]"),
+        "this order changed meanwhile",
+        1,
+    )
+    .await;
+    let problem = browser
+        .js(
+            &format!(
+                "return document.querySelector(\"{card} [data-testid=order-problem]\").textContent"
+            ),
+            vec![],
+        )
+        .await;
+    assert!(
+        problem.as_str().unwrap().contains("CANCELLED"),
+        "the server's reason is shown: {problem}"
+    );
+    until_count(
+        &browser,
+        "the card shows the order as it is now",
+        &format!("[data-testid=column-CANCELLED] {card}"),
+        "",
+        1,
+    )
+    .await;
+    let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+        .bind(order.id)
+        .fetch_one(p.env.pool())
+        .await
+        .unwrap();
+    assert_eq!(status, "CANCELLED", "the refused move changed nothing");
+    browser.screenshot("5b-board-conflict").await;
     browser.close().await;
 }
 

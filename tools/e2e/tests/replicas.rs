@@ -8,9 +8,7 @@ use futures::future::join_all;
 use twilio_sim::InboundSpec;
 use waiter_e2e::Pipeline;
 use waiter_harness::eventually;
-use waiter_nats::{
-    messages::LeaseRecord, worker::assignment::desired_owner, Bus, Envelope, StreamKind,
-};
+use waiter_nats::{worker::assignment::desired_owner, Bus};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -32,30 +30,6 @@ fn customer(n: u32) -> String {
 }
 
 /// Who holds each partition of the conversation stage, by its lease.
-async fn lease_owners(bus: &Bus) -> Vec<Option<String>> {
-    let topology = bus.topology();
-    let stream = bus
-        .jetstream()
-        .get_stream(topology.stream_name(StreamKind::Leases))
-        .await
-        .unwrap();
-    let mut owners = vec![];
-    for partition in 0..topology.partitions() {
-        let subject = topology.partition_lease("conversation", partition);
-        let owner = match stream.get_last_raw_message_by_subject(&subject).await {
-            Ok(m) => {
-                Envelope::<LeaseRecord>::decode(&m.payload)
-                    .unwrap()
-                    .body
-                    .owner
-            }
-            Err(_) => None,
-        };
-        owners.push(owner);
-    }
-    owners
-}
-
 #[derive(Debug, sqlx::FromRow)]
 struct Reply {
     inbound_sid: String,
@@ -71,7 +45,7 @@ async fn two_conversation_replicas_keep_each_conversations_order() {
 
     // One replica holds every partition until a second one joins.
     let first = eventually("one replica holding every partition", WAIT, || async {
-        let owners = lease_owners(&p.env.bus.bus).await;
+        let owners = waiter_e2e::lease_owners(&p.env.bus.bus, "conversation").await;
         let first = owners.first().cloned().flatten()?;
         owners
             .iter()
@@ -113,7 +87,7 @@ async fn two_conversation_replicas_keep_each_conversations_order() {
     .addr;
     // The partitions spread: each is held by one replica, both hold some.
     eventually("the partitions spread over both replicas", WAIT, || async {
-        let owners = lease_owners(&p.env.bus.bus).await;
+        let owners = waiter_e2e::lease_owners(&p.env.bus.bus, "conversation").await;
         (owners.iter().all(Option::is_some)
             && owners.iter().any(|o| o.as_deref() == Some(second.as_str()))
             && owners.iter().any(|o| o.as_deref() == Some(first.as_str())))

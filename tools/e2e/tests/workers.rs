@@ -157,6 +157,7 @@ async fn conversation_dead_letters_poison_and_permanent_errors_and_its_partition
         conversation_id: conversation,
         staff: "staff-1".into(),
         text: "hi\u{0}".into(),
+        content_sid: None,
     });
     p.env
         .bus

@@ -114,18 +114,22 @@ impl PrivateNats {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary().display()));
         self.child = Some(child);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "nats-server did not listen on {}",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_listening(self.port).await;
+    }
+}
+
+/// Waits up to 10 s for a nats-server just started to listen on `port`.
+pub async fn wait_listening(port: u16) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nats-server did not listen on {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

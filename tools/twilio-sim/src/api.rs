@@ -84,6 +84,30 @@ fn one() -> usize {
     1
 }
 
+/// How the next `times` Messages API requests are answered badly, the way
+/// a real API on a bad day is: slowly, not at all, or with the connection
+/// dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Misbehaviour {
+    /// The request is handled as usual (a valid send is accepted and
+    /// recorded) and answered `delay_ms` later. Past the client's timeout
+    /// this is a hang after which the client cannot know that the message
+    /// was taken.
+    Slow { delay_ms: u64, times: usize },
+    /// The connection is dropped after the request was read and before it
+    /// is handled: nothing is accepted, the client sees no answer.
+    Drop { times: usize },
+}
+
+impl Misbehaviour {
+    pub(crate) fn times_mut(&mut self) -> &mut usize {
+        match self {
+            Misbehaviour::Slow { times, .. } | Misbehaviour::Drop { times } => times,
+        }
+    }
+}
+
 impl Fault {
     /// One failure with Twilio's message for `code`.
     pub fn new(http_status: u16, code: i64) -> Self {
@@ -387,11 +411,45 @@ pub(crate) async fn create_message(
     authorization: Option<String>,
     body: Bytes,
 ) -> Response {
+    match core.state.take_misbehaviour() {
+        Some(Misbehaviour::Drop { .. }) => {
+            tracing::info!(account_sid = %path_sid, "connection dropped (injected)");
+            dropped_connection()
+        }
+        Some(Misbehaviour::Slow { delay_ms, .. }) => {
+            let response = answer(path_sid, &core, authorization, body);
+            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+            response
+        }
+        None => answer(path_sid, &core, authorization, body),
+    }
+}
+
+/// A response whose body fails at once: hyper then closes the connection
+/// without finishing the answer, so the client reads no complete response.
+fn dropped_connection() -> Response {
+    let failing = futures::stream::once(async {
+        Err::<Bytes, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "dropped by the simulator",
+        ))
+    });
+    let mut response = Response::new(warp::hyper::Body::wrap_stream(failing));
+    *response.status_mut() = StatusCode::CREATED;
+    response
+}
+
+fn answer(
+    path_sid: String,
+    core: &Arc<Core>,
+    authorization: Option<String>,
+    body: Bytes,
+) -> Response {
     let now = Utc::now();
     // Form decoding is lossy, never failing; garbage simply lacks `To`.
     let params: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let credentials = basic_credentials(authorization.as_deref());
-    let outcome = accept(&core, &path_sid, credentials.as_ref(), &params, now);
+    let outcome = accept(core, &path_sid, credentials.as_ref(), &params, now);
     let auth_user = credentials.map(|(user, _)| user);
 
     match outcome {

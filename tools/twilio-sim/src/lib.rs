@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-pub use api::{ApiError, ApiRequest, Fault, SentMessage};
+pub use api::{ApiError, ApiRequest, Fault, Misbehaviour, SentMessage};
 pub use customer::{InboundSpec, WebhookError, WebhookResult};
 
 use state::State;
@@ -280,6 +280,12 @@ impl Simulator {
     /// if set) fail with its status and code.
     pub fn inject_fault(&self, fault: Fault) {
         self.core.state.add_fault(fault);
+    }
+
+    /// Queues a misbehaviour: the next requests are answered slowly, or
+    /// their connection is dropped (see [`Misbehaviour`]).
+    pub fn misbehave(&self, misbehaviour: Misbehaviour) {
+        self.core.state.add_misbehaviour(misbehaviour);
     }
 
     /// Every Messages API request, refused ones included, in order.

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use warp::{http::StatusCode, reply::Response, Filter, Rejection, Reply};
 
 use crate::{
-    api::{self, error_json, Fault},
+    api::{self, error_json, Fault, Misbehaviour},
     customer::{InboundRequest, InboundSpec},
     Core,
 };
@@ -92,6 +92,17 @@ pub(crate) fn routes(
             json_response(StatusCode::CREATED, &echo)
         });
 
+    let misbehave = warp::path!("sim" / "misbehave")
+        .and(warp::post())
+        .and(with_core.clone())
+        .and(warp::body::content_length_limit(MAX_BODY_BYTES))
+        .and(warp::body::json())
+        .map(|core: Arc<Core>, misbehaviour: Misbehaviour| {
+            tracing::info!(?misbehaviour, "misbehaviour injected");
+            core.state.add_misbehaviour(misbehaviour);
+            json_response(StatusCode::CREATED, &json!(misbehaviour))
+        });
+
     let accounts = warp::path!("sim" / "accounts")
         .and(warp::post())
         .and(with_core)
@@ -115,6 +126,8 @@ pub(crate) fn routes(
         .or(inbound)
         .unify()
         .or(faults)
+        .unify()
+        .or(misbehave)
         .unify()
         .or(accounts)
         .unify()

@@ -10,7 +10,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
-use crate::api::{ApiRequest, Fault, SentMessage};
+use crate::api::{ApiRequest, Fault, Misbehaviour, SentMessage};
 
 /// The last inbound message a customer sent to a business.
 #[derive(Debug, Clone)]
@@ -36,6 +36,7 @@ pub(crate) struct State {
     sent: Mutex<Vec<SentMessage>>,
     requests: Mutex<Vec<ApiRequest>>,
     faults: Mutex<Vec<Fault>>,
+    misbehaviours: Mutex<Vec<Misbehaviour>>,
     sessions: Mutex<Sessions>,
     /// Woken whenever a message is accepted.
     pub sent_changed: Notify,
@@ -161,6 +162,24 @@ impl State {
         let taken = fault.clone();
         if fault.times == 0 {
             faults.remove(index);
+        }
+        Some(taken)
+    }
+
+    pub fn add_misbehaviour(&self, mut misbehaviour: Misbehaviour) {
+        if *misbehaviour.times_mut() > 0 {
+            lock(&self.misbehaviours).push(misbehaviour);
+        }
+    }
+
+    /// Consumes one use of the first pending misbehaviour.
+    pub fn take_misbehaviour(&self) -> Option<Misbehaviour> {
+        let mut pending = lock(&self.misbehaviours);
+        let first = pending.first_mut()?;
+        *first.times_mut() -= 1;
+        let taken = *first;
+        if *first.times_mut() == 0 {
+            pending.remove(0);
         }
         Some(taken)
     }

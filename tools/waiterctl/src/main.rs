@@ -1,6 +1,7 @@
 //! `waiterctl`: the operator's tool. Onboard restaurants (settings, branches
 //! and hours, menus, content templates, secrets), migrate and seed, mint
-//! dashboard tokens, replay subjects, list and retry dead letters. Every
+//! dashboard tokens, replay subjects, list and retry dead letters, run the
+//! stages under supervision (`up`, `scale`, `ps`, `down`). Every
 //! `just` recipe that touches data goes through it. Output is a table, or
 //! JSON with `--json`; an error is one readable message and exit status 1
 //! (2 for a command line clap cannot read).
@@ -8,15 +9,21 @@
 mod branch;
 mod check;
 mod connect;
+mod customer;
 mod database;
+mod dlq;
 mod jwt;
 mod menu;
 mod output;
 mod replay;
 mod restaurant;
+mod scan;
 mod secrets;
+mod supervise;
 mod templates;
 mod tenants;
+mod trace;
+mod webhooks;
 
 use clap::{Parser, Subcommand};
 
@@ -52,6 +59,12 @@ enum Command {
     /// Content templates (ContentSids): set, remove, list, check.
     #[command(subcommand)]
     Templates(templates::TemplatesCommand),
+    /// Order webhook endpoints: add (prints the secret once), list, test, remove.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
+    /// A customer's data requests: export, forget.
+    #[command(subcommand)]
+    Customer(customer::CustomerCommand),
     /// The keys that encrypt auth tokens: generate-key, status, rotate.
     #[command(subcommand)]
     Secrets(secrets::SecretsCommand),
@@ -90,16 +103,20 @@ enum Command {
     },
     /// Print the messages of a subject as JSON lines, or feed them back.
     Replay(replay::ReplayArgs),
-    /// List dead letters.
-    Dlq {
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-    },
-    /// Send dead letters again (all of them, or one by sequence).
-    DlqRetry {
-        #[arg(long)]
-        seq: Option<u64>,
-    },
+    /// List dead letters: stage, restaurant, recipient, reason, attempts, age.
+    Dlq(dlq::DlqArgs),
+    /// Send dead letters again (one by sequence, or all), keeping their trace ids.
+    DlqRetry(dlq::RetryArgs),
+    /// One customer message's journey through the stages, by its MessageSid.
+    Trace(trace::TraceArgs),
+    /// Run every stage and the Twilio simulator under supervision (`just up`).
+    Up(supervise::UpArgs),
+    /// Stop everything `up` started, from its pid files if it died.
+    Down(supervise::DownArgs),
+    /// Set a stage's number of replicas, up or down.
+    Scale(supervise::ScaleArgs),
+    /// What runs: one line per process, ready or not, lag per consumer.
+    Ps(supervise::PsArgs),
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -110,6 +127,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Menu(cmd) => menu::run(cmd, out).await,
         Command::Templates(cmd) => templates::run(cmd, out).await,
         Command::Secrets(cmd) => secrets::run(cmd, out).await,
+        Command::Customer(cmd) => customer::run(cmd, out).await,
+        Command::Webhooks(cmd) => webhooks::run(cmd, out).await,
         Command::Migrate => database::migrate().await,
         Command::SeedDemo {
             number,
@@ -135,8 +154,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Replay(args) => replay::replay(args).await,
-        Command::Dlq { limit } => replay::list_dead_letters(limit).await,
-        Command::DlqRetry { seq } => replay::retry_dead_letters(seq).await,
+        Command::Dlq(args) => dlq::list(args, out).await,
+        Command::DlqRetry(args) => dlq::retry(args).await,
+        Command::Trace(args) => trace::trace(args, out).await,
+        Command::Up(args) => supervise::up(args).await,
+        Command::Down(args) => supervise::down(args, out).await,
+        Command::Scale(args) => supervise::scale(args, out).await,
+        Command::Ps(args) => supervise::ps(args, out).await,
     }
 }
 

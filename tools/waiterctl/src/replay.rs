@@ -1,264 +1,168 @@
-//! Reading streams back: `just replay`, `just dlq`, `just dlq-retry`.
+//! `just replay`: a subject's or a stream's messages as JSON lines
+//! (envelope decoded from MessagePack, headers included), or fed back to
+//! the stages with `--republish`.
 
-use std::time::Duration;
+use async_nats::jetstream::consumer::DeliverPolicy;
+use waiter_nats::{envelope::decode_to_json, Bus, StreamKind};
 
-use anyhow::Context;
-use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
-use futures::StreamExt;
-use waiter_nats::{
-    envelope::decode_to_json,
-    messages::{DeadLetter, OutboundMessage},
-    Bus, Envelope, StreamKind,
-};
+use crate::scan::{self, Range};
 
 #[derive(clap::Args)]
 pub struct ReplayArgs {
-    /// A subject (wildcards allowed), e.g. waiter.conv.> or waiter.events.<restaurant>.>
-    subject: String,
-    /// Only messages newer than this (e.g. 10m, 2h, 1d).
+    /// A subject (wildcards allowed), e.g. waiter.conv.>, or a whole stream
+    /// by name: ingest, conv, order, outbound, events, dlq, tenants, lease.
+    target: String,
+    /// Only messages stored since then: an age (10m, 2h, 1d) or an RFC 3339 time.
     #[arg(long, conflicts_with = "seq")]
     since: Option<String>,
     /// Start at this stream sequence.
     #[arg(long)]
     seq: Option<u64>,
-    /// Publish the messages again instead of printing them. Consumers apply
-    /// each envelope once, so this re-processes only what was not applied.
+    /// Only messages stored up to then: an age or an RFC 3339 time.
+    #[arg(long)]
+    until: Option<String>,
+    /// Only one restaurant's messages (id or slug).
+    #[arg(long)]
+    tenant: Option<String>,
+    #[arg(long, default_value_t = 100_000)]
+    limit: usize,
+    /// Publish the messages again instead of printing them. Each stage
+    /// applies an envelope once (by its id), so only what was not applied
+    /// takes effect.
     #[arg(long)]
     republish: bool,
-    #[arg(long, default_value_t = 10_000)]
-    limit: usize,
 }
 
-fn parse_age(s: &str) -> anyhow::Result<Duration> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .with_context(|| format!("--since {s:?}: expected e.g. 10m"))?;
-    let secs = match unit {
-        "s" | "" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => anyhow::bail!("--since {s:?}: unit must be s, m, h or d"),
-    };
-    Ok(Duration::from_secs(secs))
+/// What `--tenant` matches in a message: the restaurant's id anywhere in
+/// the subject or body, its Twilio account or its WhatsApp number.
+struct Tenant {
+    id: String,
+    account_sid: String,
+    number: String,
 }
 
-/// Messages of a stream matching `filter`, oldest first.
-async fn read(
-    bus: &Bus,
-    kind: StreamKind,
-    filter: String,
-    deliver_policy: DeliverPolicy,
-    limit: usize,
-) -> anyhow::Result<Vec<async_nats::jetstream::Message>> {
-    let stream = bus
-        .jetstream()
-        .get_stream(bus.topology().stream_name(kind))
-        .await
-        .context("the stream does not exist yet")?;
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            filter_subject: filter,
-            deliver_policy,
-            ..Default::default()
-        })
-        .await?;
-    let mut messages = consumer.messages().await?;
-    let mut out = vec![];
-    while out.len() < limit {
-        match tokio::time::timeout(Duration::from_secs(2), messages.next()).await {
-            Ok(Some(Ok(message))) => {
-                let done = message.info().map(|i| i.pending == 0).unwrap_or(true);
-                out.push(message);
-                if done {
-                    break;
-                }
-            }
-            Ok(Some(Err(e))) => return Err(e.into()),
-            Ok(None) | Err(_) => break,
+impl Tenant {
+    fn matches(&self, subject: &str, envelope: &serde_json::Value) -> bool {
+        if subject.contains(&self.id) {
+            return true;
         }
+        let body = &envelope["body"];
+        let is = |field: &str, want: &str| body[field].as_str() == Some(want);
+        is("restaurant_id", &self.id)
+            || is("account_sid", &self.account_sid)
+            || is("to", &self.number)
+            || is("from", &self.number)
     }
-    Ok(out)
+}
+
+/// Streams whose messages must not be fed back: the dashboards' events
+/// (a copy is a new event for every client resuming with `since`), dead
+/// letters (`dlq-retry` sends them where they came from), and the
+/// last-record-per-subject streams (an old lease or directory entry
+/// would overwrite the current one).
+fn refuses_republish(kind: StreamKind) -> Option<&'static str> {
+    match kind {
+        StreamKind::Events => Some(
+            "events are what the stages derive: republish the stage's input (e.g. conv) and the stage decides",
+        ),
+        StreamKind::DeadLetter => Some("dead letters go back with `just dlq-retry`"),
+        StreamKind::Directory => Some("the directory is written by waiterctl and the router from the database"),
+        StreamKind::Leases => Some("leases are written by the workers only, by compare-and-set"),
+        _ => None,
+    }
 }
 
 pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let bus = crate::connect::bus().await?;
-    let kind = bus
-        .topology()
-        .stream_of_subject(&args.subject)
-        .with_context(|| {
-            format!(
-                "{:?} is not a subject of namespace {:?} (e.g. {}.conv.>)",
-                args.subject,
-                bus.topology().namespace(),
-                bus.topology().namespace()
-            )
-        })?;
-    let policy = match (args.seq, &args.since) {
+    let (kind, filter) = scan::resolve(&bus, &args.target)?;
+    if args.republish {
+        if let Some(why) = refuses_republish(kind) {
+            anyhow::bail!("--republish of {}: {why}", bus.topology().stream_name(kind));
+        }
+    }
+    let tenant = match &args.tenant {
+        Some(name) => {
+            let pool = crate::connect::pool().await?;
+            let r = crate::connect::restaurant(&pool, name).await?;
+            Some(Tenant {
+                id: r.id.to_string(),
+                account_sid: r.twilio_account_sid,
+                number: r.whatsapp_number,
+            })
+        }
+        None => None,
+    };
+    let start = match (args.seq, &args.since) {
         (Some(seq), _) => DeliverPolicy::ByStartSequence {
             start_sequence: seq,
         },
-        (None, Some(age)) => {
-            let start = time::OffsetDateTime::now_utc() - parse_age(age)?;
-            DeliverPolicy::ByStartTime { start_time: start }
-        }
+        (None, Some(since)) => DeliverPolicy::ByStartTime {
+            start_time: scan::parse_point(since, "--since")?,
+        },
         (None, None) => DeliverPolicy::All,
     };
-    let messages = read(&bus, kind, args.subject.clone(), policy, args.limit).await?;
-    let mut republished = 0;
-    for message in &messages {
-        let info = message.info().ok();
-        let seq = info.as_ref().map(|i| i.stream_sequence).unwrap_or(0);
+    let range = Range {
+        start,
+        until: args
+            .until
+            .as_deref()
+            .map(|u| scan::parse_point(u, "--until"))
+            .transpose()?,
+        limit: args.limit,
+        progress: true,
+    };
+    let stream_name = bus.topology().stream_name(kind);
+    let mut chosen = 0usize;
+    let read = scan::each(&bus, kind, &filter, &range, async |message| {
+        let envelope = decode_to_json(&message.payload)
+            .unwrap_or_else(|e| serde_json::json!({ "undecodable": e }));
+        if let Some(tenant) = &tenant {
+            if !tenant.matches(message.subject.as_str(), &envelope) {
+                return Ok(());
+            }
+        }
+        chosen += 1;
         if args.republish {
-            let headers = message.headers.clone().unwrap_or_default();
-            let id = headers
-                .get(async_nats::header::NATS_MESSAGE_ID)
-                .map(|v| v.to_string())
-                .unwrap_or_default();
-            let kind = headers
-                .get(waiter_nats::envelope::KIND_HEADER)
-                .map(|v| v.to_string())
-                .unwrap_or_default();
-            let trace = headers
-                .get(waiter_nats::TRACE_HEADER)
-                .map(|v| v.to_string())
-                .unwrap_or_default();
-            // A new Nats-Msg-Id so JetStream stores it again; the envelope
-            // inside keeps its id, which is what stages apply once by.
-            bus.publish_encoded(
-                message.subject.to_string(),
-                &format!("{id}:replay:{}", chrono::Utc::now().timestamp_millis()),
-                &trace,
-                &kind,
-                message.payload.to_vec(),
-            )
-            .await?;
-            republished += 1;
+            republish(&bus, &message).await
         } else {
+            let info = message.info().map_err(anyhow::Error::msg)?;
             let line = serde_json::json!({
-                "seq": seq,
+                "stream": stream_name,
+                "seq": info.stream_sequence,
+                "time": scan::rfc3339(info.published),
                 "subject": message.subject.as_str(),
-                "envelope": decode_to_json(&message.payload).unwrap_or_else(|e| serde_json::json!({"undecodable": e})),
+                "headers": scan::headers_json(&message),
+                "envelope": envelope,
             });
             println!("{line}");
+            Ok(())
         }
-    }
-    if args.republish {
-        eprintln!("republished {republished} message(s) to {}", args.subject);
+    })
+    .await?;
+    let verb = if args.republish {
+        "republished"
     } else {
-        eprintln!("{} message(s)", messages.len());
-    }
+        "printed"
+    };
+    eprintln!("{verb} {chosen} of {read} message(s) read from {stream_name} ({filter})");
     Ok(())
 }
 
-pub async fn list_dead_letters(limit: usize) -> anyhow::Result<()> {
-    let bus = crate::connect::bus().await?;
-    let filter = bus.topology().stream_subjects(StreamKind::DeadLetter);
-    let messages = read(
-        &bus,
-        StreamKind::DeadLetter,
-        filter,
-        DeliverPolicy::All,
-        limit,
+/// The message again, on its subject, with its trace id and kind. A new
+/// `Nats-Msg-Id` (the original may still be in the duplicate window, which
+/// would swallow it); the envelope inside keeps its id, by which every
+/// stage applies it once.
+async fn republish(bus: &Bus, message: &async_nats::jetstream::Message) -> anyhow::Result<()> {
+    let id = scan::header(message, "Nats-Msg-Id").unwrap_or_default();
+    let trace = scan::header(message, waiter_nats::TRACE_HEADER).unwrap_or_default();
+    let kind = scan::header(message, waiter_nats::envelope::KIND_HEADER).unwrap_or_default();
+    bus.publish_encoded(
+        message.subject.to_string(),
+        &format!("{id}:replay:{}", uuid::Uuid::new_v4().simple()),
+        &trace,
+        &kind,
+        message.payload.to_vec(),
     )
     .await?;
-    for message in &messages {
-        let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
-        match Envelope::<DeadLetter>::decode(&message.payload) {
-            Ok(env) => {
-                let l = env.body;
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "seq": seq, "stage": l.stage, "consumer": l.consumer,
-                        "reason": l.reason, "reason_class": l.reason_class,
-                        "code": l.code, "error_code": l.error_code,
-                        "restaurant_id": l.restaurant_id, "conversation_id": l.conversation_id,
-                        "recipient": l.recipient, "trace_id": l.trace_id,
-                        "subject": l.original_subject, "stream_sequence": l.stream_sequence,
-                        "attempts": l.attempts, "delivered": l.delivered, "failed_at": l.failed_at,
-                        "headers": l.original_headers,
-                        "original": decode_to_json(&l.original).ok(),
-                    })
-                );
-            }
-            Err(e) => println!(
-                "{}",
-                serde_json::json!({"seq": seq, "undecodable": e.to_string()})
-            ),
-        }
-    }
-    eprintln!("{} dead letter(s)", messages.len());
-    Ok(())
-}
-
-pub async fn retry_dead_letters(only: Option<u64>) -> anyhow::Result<()> {
-    let bus = crate::connect::bus().await?;
-    let pool = crate::connect::pool().await?;
-    let filter = bus.topology().stream_subjects(StreamKind::DeadLetter);
-    let messages = read(
-        &bus,
-        StreamKind::DeadLetter,
-        filter,
-        DeliverPolicy::All,
-        100_000,
-    )
-    .await?;
-    let stream = bus
-        .jetstream()
-        .get_stream(bus.topology().stream_name(StreamKind::DeadLetter))
-        .await?;
-    let mut retried = 0;
-    for message in messages {
-        let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
-        if only.is_some_and(|s| s != seq) {
-            continue;
-        }
-        let letter = Envelope::<DeadLetter>::decode(&message.payload)?.body;
-        if letter.stage == "outbound" {
-            // The send failed for good: make the message sendable again.
-            if let Ok(original) = Envelope::<OutboundMessage>::decode(&letter.original) {
-                sqlx::query(
-                    "UPDATE messages SET status = 'pending', status_rank = 0, error_code = NULL, \
-                        error_message = NULL, updated_at = now() WHERE id = $1 AND wa_sid IS NULL",
-                )
-                .bind(original.body.message_id)
-                .execute(&pool)
-                .await?;
-            }
-        }
-        // The original's trace id and kind, under a new Nats-Msg-Id: the
-        // original id may still be in the duplicate window, and a second
-        // retry of the same letter must not be swallowed either. Stages
-        // apply by the envelope's own id, so nothing is applied twice.
-        let header = |name: &str| {
-            letter
-                .original_headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-        };
-        let original_id = header("Nats-Msg-Id").unwrap_or_else(|| format!("dlq:{seq}"));
-        let trace = header(waiter_nats::TRACE_HEADER)
-            .or(letter.trace_id.clone())
-            .unwrap_or_else(|| format!("dlq-retry:{seq}"));
-        let kind = header(waiter_nats::envelope::KIND_HEADER).unwrap_or_else(|| "dlq.retry".into());
-        bus.publish_encoded(
-            letter.original_subject.clone(),
-            &format!("{original_id}:dlq-retry:{}", uuid::Uuid::new_v4().simple()),
-            &trace,
-            &kind,
-            letter.original.clone(),
-        )
-        .await?;
-        stream.delete_message(seq).await?;
-        retried += 1;
-        eprintln!(
-            "retried dead letter {seq} ({}: {})",
-            letter.stage, letter.reason
-        );
-    }
-    eprintln!("{retried} dead letter(s) sent again");
     Ok(())
 }

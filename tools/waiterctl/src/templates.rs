@@ -4,7 +4,7 @@
 use clap::{Subcommand, ValueEnum};
 use serde::Serialize;
 use waiter_bot::ui::templates::{self, Kind, Spec, ALL};
-use waiter_migrations::templates::{self as registry, ContentTemplate, TICKET};
+use waiter_migrations::templates::{self as registry, ContentTemplate, STAFF_REPLY, TICKET};
 
 use crate::{check, connect, output::Out};
 
@@ -69,11 +69,17 @@ impl Language {
     }
 }
 
-/// Every message a template can be registered for: the bot's and the ticket.
+/// Every message a template can be registered for: the bot's, the ticket
+/// and the staff reply.
 fn catalogue() -> Vec<Spec> {
     let mut all = ALL.to_vec();
     all.push(Spec {
         name: TICKET,
+        kind: Kind::Notice,
+        outside_window: true,
+    });
+    all.push(Spec {
+        name: STAFF_REPLY,
         kind: Kind::Notice,
         outside_window: true,
     });

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { money, phone, stars } from '../format.js';
-import { acknowledge, moveOrder, selectConversation } from '../store.js';
+import { acknowledge, moveOrder, refreshOrder, selectConversation } from '../store.js';
 
 const COLUMNS = ['CONFIRMED', 'PREPARING', 'OUT_FOR_DELIVERY', 'DELIVERED', 'RATED', 'CANCELLED'];
 const LOW_RATING = 3;
@@ -21,8 +21,7 @@ function Address({ text, t }) {
   );
 }
 
-function OrderCard({ o, s, t }) {
-  const [problem, setProblem] = useState(null);
+function OrderCard({ o, s, t, problem, setProblem }) {
   const [arming, setArming] = useState(false);
   const [busy, setBusy] = useState(false);
   const fresh = s.fresh.has(o.id);
@@ -40,7 +39,13 @@ function OrderCard({ o, s, t }) {
     try {
       await moveOrder(o.id, status);
     } catch (e) {
-      setProblem(e.message);
+      // 409: someone else moved the order meanwhile; show why, and the order as it is now.
+      if (e.status === 409) {
+        setProblem(t('orderChanged', { reason: e.message }));
+        refreshOrder(o.id);
+      } else {
+        setProblem(e.message);
+      }
     } finally {
       setBusy(false);
     }
@@ -119,6 +124,10 @@ function OrderCard({ o, s, t }) {
 
 export function Board({ s, t }) {
   const orders = [...s.orders.values()].sort((a, b) => b.number - a.number);
+  // Kept here, not in the card: a refused move refreshes the order, which may
+  // move its card to another column (a new component) with the reason still shown.
+  const [problems, setProblems] = useState({});
+  const problemOf = (id) => (text) => setProblems((p) => ({ ...p, [id]: text }));
   return (
     <div class="board" data-testid="board">
       {COLUMNS.map((status) => {
@@ -130,7 +139,7 @@ export function Board({ s, t }) {
             </h2>
             {here.length === 0 && <p class="empty">{t('noOrders')}</p>}
             {here.map((o) => (
-              <OrderCard key={o.id} o={o} s={s} t={t} />
+              <OrderCard key={o.id} o={o} s={s} t={t} problem={problems[o.id]} setProblem={problemOf(o.id)} />
             ))}
           </section>
         );

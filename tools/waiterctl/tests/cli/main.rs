@@ -4,8 +4,10 @@
 
 mod branches;
 mod common;
+mod customer;
 mod menus;
 mod restaurants;
 mod secrets;
 mod templates;
 mod tools;
+mod webhooks;

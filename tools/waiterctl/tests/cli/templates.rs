@@ -13,7 +13,7 @@ async fn templates_are_registered_listed_checked_and_removed() {
     assert!(out.contains("numbered text (fallback)"), "{out}");
     assert!(out.contains("cannot: no approved template"), "{out}");
     assert!(
-        out.contains("34 message(s) fall back to numbered text; 6 cannot be sent outside"),
+        out.contains("34 message(s) fall back to numbered text; 8 cannot be sent outside"),
         "{out}"
     );
     assert_eq!(ctl.run(&["templates", "check", "--strict"]).code, 1);
@@ -31,7 +31,7 @@ async fn templates_are_registered_listed_checked_and_removed() {
         &sid(1),
     ]);
     assert!(set.ok().contains("categories (ar, en)"), "{}", set.ok());
-    for name in ["rating_prompt", "order_update", "ticket"] {
+    for name in ["rating_prompt", "order_update", "ticket", "staff_reply"] {
         ctl.run(&[
             "templates",
             "set",
@@ -63,7 +63,7 @@ async fn templates_are_registered_listed_checked_and_removed() {
     let list = ctl
         .run(&["--json", "templates", "list", "--restaurant", "bait-grill"])
         .json();
-    assert_eq!(list.as_array().unwrap().len(), 8);
+    assert_eq!(list.as_array().unwrap().len(), 10);
     let findings = ctl
         .run(&["--json", "templates", "check", "--restaurant", "bait-grill"])
         .json();
@@ -86,6 +86,10 @@ async fn templates_are_registered_listed_checked_and_removed() {
         "cannot: template not approved"
     );
     assert_eq!(find("ticket", "en")["outside_window"], "approved template");
+    assert_eq!(
+        find("staff_reply", "ar")["outside_window"],
+        "approved template"
+    );
     assert_eq!(
         find("rating_list", "en")["outside_window"],
         "never (list pickers are in-session only)"

@@ -1,0 +1,54 @@
+//! What a restaurant owes its customers, through the whole pipeline with
+//! the Twilio simulator: the 24-hour window on every send, marketing
+//! opt-out, customer data requests, and analytics that tell the truth.
+
+mod analytics;
+mod consent;
+mod customer;
+mod window;
+
+use serde_json::Value;
+use waiter_e2e::Pipeline;
+
+/// A ContentSid as Twilio writes them (`HX` + 32 hex digits).
+pub fn content_sid(n: u8) -> String {
+    format!("HX{:032x}", n)
+}
+
+/// `METHOD /api/restaurants/<restaurant 0>/<path>` as its staff; (HTTP status, JSON body).
+pub async fn api(
+    p: &Pipeline,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .request(
+            method,
+            format!(
+                "http://{}/api/restaurants/{}/{path}",
+                p.notifier,
+                p.restaurant(0).id
+            ),
+        )
+        .bearer_auth(p.token(0));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let answer = request.send().await.unwrap();
+    let status = answer.status().as_u16();
+    (status, answer.json().await.unwrap_or(Value::Null))
+}
+
+/// The dashboard's list entry of a conversation.
+pub async fn listed(p: &Pipeline, conversation: uuid::Uuid) -> Value {
+    let (status, page) = api(p, reqwest::Method::GET, "conversations?limit=100", None).await;
+    assert_eq!(status, 200, "{page}");
+    page["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == conversation.to_string())
+        .cloned()
+        .unwrap_or_else(|| panic!("conversation {conversation} not listed: {page}"))
+}
