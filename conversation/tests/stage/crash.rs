@@ -122,7 +122,7 @@ async fn a_killed_conversation_stage_processes_every_accepted_message_once_after
     );
     let sids: Vec<String> = sqlx::query_scalar(
         "SELECT m.wa_sid FROM messages m JOIN conversations c ON c.id = m.conversation_id \
-         WHERE c.customer = $1 AND m.direction = 'in' ORDER BY m.created_at",
+         WHERE c.customer = $1 AND m.direction = 'in' ORDER BY m.seq",
     )
     .bind(customer)
     .fetch_all(p.env.pool())

@@ -113,9 +113,8 @@ async fn two_conversation_replicas_keep_each_conversations_order() {
     let sent_sids: Vec<Vec<String>> = join_all(bursts).await;
 
     for (from, sids) in customers.iter().zip(&sent_sids) {
-        // Every message stored once, in the order it was sent: each inbound
-        // row's created_at is its handling transaction's start, and the
-        // handling of one message starts after the previous one committed.
+        // Every message stored once, in the order it was sent: `seq` is
+        // the order rows were written in (a batch shares one created_at).
         let inbound: Vec<(String, String)> = eventually(
             &format!("the 8 messages of {from} are stored"),
             WAIT,
@@ -123,7 +122,7 @@ async fn two_conversation_replicas_keep_each_conversations_order() {
                 let rows: Vec<(String, String)> = sqlx::query_as(
                     "SELECT m.wa_sid, m.body FROM messages m JOIN conversations c ON c.id = m.conversation_id \
                      WHERE c.restaurant_id = $1 AND c.customer = $2 AND m.direction = 'in' \
-                     ORDER BY m.created_at, m.id",
+                     ORDER BY m.seq",
                 )
                 .bind(r.id)
                 .bind(from)

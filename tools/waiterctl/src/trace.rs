@@ -241,7 +241,7 @@ pub async fn trace(args: TraceArgs, out: Out) -> anyhow::Result<()> {
     // The customer's message and the reply may share a transaction's now().
     let rows: Vec<MessageRow> = sqlx::query_as(
         "SELECT id, direction, author, wa_sid, status, error_code, body, created_at \
-         FROM messages WHERE id = ANY($1) ORDER BY created_at, direction, id",
+         FROM messages WHERE id = ANY($1) ORDER BY seq",
     )
     .bind(&ids)
     .fetch_all(&pool)

@@ -380,7 +380,7 @@ async fn up_scales_under_load_restarts_a_crash_and_goes_down() {
             eventually(&format!("{from}'s messages stored"), WAIT, || async {
                 let rows: Vec<String> = sqlx::query_scalar(
                 "SELECT m.wa_sid FROM messages m JOIN conversations c ON c.id = m.conversation_id \
-                 WHERE c.customer = $1 AND m.direction = 'in' ORDER BY m.created_at, m.id",
+                 WHERE c.customer = $1 AND m.direction = 'in' ORDER BY m.seq",
             )
             .bind(&from)
             .fetch_all(pool)
