@@ -23,7 +23,16 @@ async fn every_socket_shares_the_one_consumer_of_the_process() {
     let (a, b) = (stage.a.id, stage.b.id);
     assert_eq!(event_consumers(stage.bus()).await, 1, "the feed, at start");
 
+    // A socket live before the first event: once it has that event, the
+    // feed has fanned it out, and sockets subscribing later are past it
+    // (a loaded machine may otherwise still be delivering it live to them).
+    let probe_token = jwt::token_for(SECRET, "probe", a, "staff", 3600);
+    let mut probe = Socket::connect(&stage.ws_url(), Auth::Header(&probe_token))
+        .await
+        .unwrap();
+    probe.subscribe(&all_channels(a), None).await;
     let before = stage.publish_event(a, OrderCreated, json!({"n": 0})).await;
+    assert_eq!(seqs(&probe.events(1, Duration::ZERO).await), vec![before]);
     let mut sockets = vec![];
     for (i, restaurant) in [a, a, a, b, b].into_iter().enumerate() {
         let token = jwt::token_for(SECRET, &format!("user{i}"), restaurant, "staff", 3600);
