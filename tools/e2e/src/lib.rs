@@ -26,6 +26,8 @@ pub struct Options {
     /// `WAITER_SECRET_KEY` of ingest and outbound (default: the harness's
     /// test keyring, which sealed the restaurants' tokens).
     pub secret_keys: Option<waiter_harness::Keyring>,
+    /// `WEBHOOK_MAX_ATTEMPTS` of outbound (default: its test default, 8).
+    pub webhook_attempts: Option<u32>,
 }
 
 impl Default for Options {
@@ -37,6 +39,7 @@ impl Default for Options {
             partitions: 4,
             postgres_proxy: false,
             secret_keys: None,
+            webhook_attempts: None,
         }
     }
 }
@@ -146,6 +149,9 @@ impl Pipeline {
         outbound_config.status_callback_url = Some(format!("http://{ingest}/whatsapp/status"));
         if let Some(keys) = &options.secret_keys {
             outbound_config.secret_keys = keys.clone();
+        }
+        if let Some(attempts) = options.webhook_attempts {
+            outbound_config.webhooks.max_attempts = attempts;
         }
         let outbound = outbound::start(outbound_config, bus.clone(), pool(), shutdown.clone())
             .await

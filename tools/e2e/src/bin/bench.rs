@@ -156,6 +156,7 @@ async fn main() -> anyhow::Result<()> {
         partitions: args.partitions,
         secret_keys: None,
         postgres_proxy: false,
+        webhook_attempts: None,
     })
     .await;
     // The benchmark measures the pipeline, not the tenants' limits.

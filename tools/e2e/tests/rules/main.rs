@@ -1,10 +1,12 @@
 //! What a restaurant owes its customers, through the whole pipeline with
 //! the Twilio simulator: the 24-hour window on every send, marketing
-//! opt-out, customer data requests, and analytics that tell the truth.
+//! opt-out, customer data requests, analytics that tell the truth, and
+//! signed order webhooks.
 
 mod analytics;
 mod consent;
 mod customer;
+mod webhooks;
 mod window;
 
 use serde_json::Value;
