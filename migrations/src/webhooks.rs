@@ -109,6 +109,10 @@ pub async fn remove(pool: &PgPool, restaurant_id: Uuid, url: &str) -> Result<boo
     Ok(done.rows_affected() > 0)
 }
 
+/// What [`SealedRow`] is read from.
+const SEALED_ROW: &str =
+    "SELECT id, url, created_at, secret_key_id, secret_sealed FROM webhook_endpoints";
+
 #[derive(sqlx::FromRow)]
 struct SealedRow {
     #[sqlx(flatten)]
@@ -134,10 +138,9 @@ pub async fn with_secrets(
     keys: &Keyring,
     restaurant_id: Uuid,
 ) -> Result<Vec<(Endpoint, SecretString)>, WebhookError> {
-    let rows: Vec<SealedRow> = sqlx::query_as(
-        "SELECT id, url, created_at, secret_key_id, secret_sealed FROM webhook_endpoints \
-         WHERE restaurant_id = $1 ORDER BY created_at, id",
-    )
+    let rows: Vec<SealedRow> = sqlx::query_as(&format!(
+        "{SEALED_ROW} WHERE restaurant_id = $1 ORDER BY created_at, id"
+    ))
     .bind(restaurant_id)
     .fetch_all(pool)
     .await?;
@@ -150,13 +153,10 @@ pub async fn endpoint_with_secret(
     keys: &Keyring,
     endpoint_id: Uuid,
 ) -> Result<Option<(Endpoint, SecretString)>, WebhookError> {
-    let row: Option<SealedRow> = sqlx::query_as(
-        "SELECT id, url, created_at, secret_key_id, secret_sealed FROM webhook_endpoints \
-         WHERE id = $1",
-    )
-    .bind(endpoint_id)
-    .fetch_optional(pool)
-    .await?;
+    let row: Option<SealedRow> = sqlx::query_as(&format!("{SEALED_ROW} WHERE id = $1"))
+        .bind(endpoint_id)
+        .fetch_optional(pool)
+        .await?;
     row.map(|row| row.open(keys)).transpose()
 }
 

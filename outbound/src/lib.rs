@@ -414,6 +414,21 @@ mod tests {
     }
 
     #[test]
+    fn a_webhook_post_must_fit_in_the_ack_wait_too() {
+        let mut config = Config::for_tests("http://127.0.0.1:1");
+        config.webhooks.timeout = Duration::from_secs(30);
+        let text = config
+            .fits_ack_wait(Duration::from_secs(30))
+            .expect_err("a 30 s post does not fit in 30 s")
+            .to_string();
+        assert!(
+            text.contains("WEBHOOK_HTTP_TIMEOUT_MS (30000 ms)"),
+            "{text}"
+        );
+        assert!(!text.contains("OUTBOUND_HTTP_TIMEOUT_MS"), "{text}");
+    }
+
+    #[test]
     fn the_database_url_never_prints() {
         let mut config = Config::for_tests("http://127.0.0.1:1");
         config.database_url = SecretString::from("postgres://u:hunter2@db/waiter");

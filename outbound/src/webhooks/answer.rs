@@ -16,10 +16,16 @@ pub enum Posted {
 pub enum Judgement {
     Delivered,
     /// 408, 429, 5xx, timeout, no connection: the receiver may take it later.
-    Retry { reason: String, code: Option<String> },
+    Retry {
+        reason: String,
+        code: Option<String>,
+    },
     /// Any other answer (3xx: redirects are not followed; 4xx): it will
     /// answer the same to the same request.
-    Refused { reason: String, code: String },
+    Refused {
+        reason: String,
+        code: String,
+    },
 }
 
 pub fn judge(posted: &Posted, timeout: Duration) -> Judgement {

@@ -114,14 +114,9 @@ impl Handler for WebhookHandler {
                             .with_context(context),
                     )
                 }
-                Err(e) => {
-                    return Outcome::DeadLetter(Failure::permanent(e).with_context(context))
-                }
+                Err(e) => return Outcome::DeadLetter(Failure::permanent(e).with_context(context)),
             };
-        let posted = match self
-            .post(&endpoint.url, secret.expose_secret(), hook)
-            .await
-        {
+        let posted = match self.post(&endpoint.url, secret.expose_secret(), hook).await {
             Ok(posted) => posted,
             Err(failure) => return Outcome::DeadLetter(failure.with_context(context)),
         };

@@ -9,8 +9,8 @@ mod customer;
 mod webhooks;
 mod window;
 
-use serde_json::Value;
-use waiter_e2e::Pipeline;
+use serde_json::{json, Value};
+use waiter_e2e::{chat::*, Pipeline};
 
 /// A ContentSid as Twilio writes them (`HX` + 32 hex digits).
 pub fn content_sid(n: u8) -> String {
@@ -53,4 +53,31 @@ pub async fn listed(p: &Pipeline, conversation: uuid::Uuid) -> Value {
         .find(|c| c["id"] == conversation.to_string())
         .cloned()
         .unwrap_or_else(|| panic!("conversation {conversation} not listed: {page}"))
+}
+
+/// Has staff move a delivery `order` to DELIVERED, then the customer rate
+/// it `stars` from the rating prompt: the replies to the rating.
+pub async fn deliver_and_rate(p: &Pipeline, chat: &Chat<'_>, order: &Order, stars: u8) -> Vec<Out> {
+    for status in ["PREPARING", "OUT_FOR_DELIVERY", "DELIVERED"] {
+        let (code, body) = api(
+            p,
+            reqwest::Method::PATCH,
+            &format!("orders/{}/status", order.id),
+            Some(json!({ "status": status })),
+        )
+        .await;
+        assert_eq!(code, 200, "{status}: {body}");
+    }
+    chat.received(&format!("Order #{} has been delivered", order.number))
+        .await;
+    let prompt = chat.last_sent("rating_prompt").await;
+    let choices = chat
+        .tap(&opt(
+            std::slice::from_ref(&prompt),
+            &format!("rate:{}:now", order.id),
+            "",
+        ))
+        .await;
+    chat.pick(&opt(&choices, &format!("rate:{}:{stars}", order.id), ""))
+        .await
 }

@@ -19,7 +19,7 @@ use waiter_e2e::{chat::*, Pipeline};
 use waiter_harness::{eventually, read_stream, Keyring};
 use waiter_nats::{messages::DeadLetter, Envelope, StreamKind};
 
-use super::api;
+use super::{api, deliver_and_rate};
 
 const ATTEMPTS: u32 = 4;
 
@@ -56,7 +56,9 @@ impl Receiver {
             .and(warp::header::headers_cloned())
             .and(warp::body::bytes())
             .map(
-                move |path: warp::path::FullPath, headers: warp::http::HeaderMap, body: bytes::Bytes| {
+                move |path: warp::path::FullPath,
+                      headers: warp::http::HeaderMap,
+                      body: bytes::Bytes| {
                     let header = |name: &str| {
                         headers
                             .get(name)
@@ -66,7 +68,10 @@ impl Receiver {
                     };
                     let mut posts = me.posts.lock().unwrap();
                     let id = header("webhook-id");
-                    let earlier = posts.iter().filter(|p| p.id == id).count();
+                    let earlier = posts
+                        .iter()
+                        .filter(|p| p.id == id && p.path == path.as_str())
+                        .count();
                     let answered = match path.as_str() {
                         "/flaky" if earlier < 2 => 503,
                         "/flaky" => 200,
@@ -80,13 +85,16 @@ impl Receiver {
                         body: body.to_vec(),
                         answered,
                     });
-                    warp::reply::with_status("", warp::http::StatusCode::from_u16(answered).unwrap())
+                    warp::reply::with_status(
+                        "",
+                        warp::http::StatusCode::from_u16(answered).unwrap(),
+                    )
                 },
             );
-        let (addr, server) = warp::serve(route).bind_with_graceful_shutdown(
-            ([127, 0, 0, 1], 0),
-            async move { shutdown.cancelled().await },
-        );
+        let (addr, server) =
+            warp::serve(route).bind_with_graceful_shutdown(([127, 0, 0, 1], 0), async move {
+                shutdown.cancelled().await
+            });
         tokio::spawn(server);
         addr
     }
@@ -138,28 +146,7 @@ async fn an_endpoint_failing_twice_gets_each_order_event_once_signed_and_in_orde
     // Chatted, moved by staff to delivered, rated by the customer.
     let chat = Chat::new(&p, r, customer(412), Some("Samir"));
     let placed = place_order(&chat, None).await;
-    for status in ["PREPARING", "OUT_FOR_DELIVERY", "DELIVERED"] {
-        let (code, body) = api(
-            &p,
-            Method::PATCH,
-            &format!("orders/{}/status", placed.id),
-            Some(json!({ "status": status })),
-        )
-        .await;
-        assert_eq!(code, 200, "{status}: {body}");
-    }
-    chat.received(&format!("Order #{} has been delivered", placed.number))
-        .await;
-    let prompt = chat.last_sent("rating_prompt").await;
-    let stars = chat
-        .tap(&opt(
-            std::slice::from_ref(&prompt),
-            &format!("rate:{}:now", placed.id),
-            "",
-        ))
-        .await;
-    chat.pick(&opt(&stars, &format!("rate:{}:4", placed.id), ""))
-        .await;
+    deliver_and_rate(&p, &chat, &placed, 4).await;
     // Another customer's order, cancelled by staff.
     let other = Chat::new(&p, r, customer(413), Some("Huda"));
     let cancelled = place_order(&other, None).await;
@@ -179,9 +166,11 @@ async fn an_endpoint_failing_twice_gets_each_order_event_once_signed_and_in_orde
             .filter(|p| p.answered == 200 && p.json()["data"]["id"] == order.to_string())
             .collect::<Vec<_>>()
     };
-    eventually("every event of both orders taken", Duration::from_secs(60), || async {
-        (taken(placed.id).len() >= 5 && !taken(cancelled.id).is_empty()).then_some(())
-    })
+    eventually(
+        "every event of both orders taken",
+        Duration::from_secs(60),
+        || async { (taken(placed.id).len() >= 5 && !taken(cancelled.id).is_empty()).then_some(()) },
+    )
     .await;
     // Settle: nothing more may arrive for these events.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -231,20 +220,28 @@ async fn an_endpoint_failing_twice_gets_each_order_event_once_signed_and_in_orde
     // The endpoint that is always down: each event tried ATTEMPTS times,
     // then a dead letter of stage `webhooks` with the reason.
     let topology = p.env.bus.bus.topology().clone();
-    let letters = eventually("the down endpoint's letters", Duration::from_secs(90), || async {
-        let letters: Vec<DeadLetter> = read_stream(
-            &p.env.bus.bus,
-            StreamKind::DeadLetter,
-            topology.dead_letter("webhooks"),
-        )
-        .await
-        .iter()
-        .map(|m| Envelope::<DeadLetter>::decode(&m.payload).unwrap().body)
-        .collect();
-        (letters.len() >= 7).then_some(letters)
-    })
+    let letters = eventually(
+        "the down endpoint's letters",
+        Duration::from_secs(90),
+        || async {
+            let letters: Vec<DeadLetter> = read_stream(
+                &p.env.bus.bus,
+                StreamKind::DeadLetter,
+                topology.dead_letter("webhooks"),
+            )
+            .await
+            .iter()
+            .map(|m| Envelope::<DeadLetter>::decode(&m.payload).unwrap().body)
+            .collect();
+            (letters.len() >= 7).then_some(letters)
+        },
+    )
     .await;
-    assert_eq!(letters.len(), 7, "one per event, none for the flaky endpoint");
+    assert_eq!(
+        letters.len(),
+        7,
+        "one per event, none for the flaky endpoint"
+    );
     for letter in &letters {
         assert_eq!(letter.stage, "webhooks");
         assert_eq!(letter.attempts, i64::from(ATTEMPTS), "{letter:?}");
