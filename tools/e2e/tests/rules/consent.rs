@@ -6,7 +6,7 @@ use uuid::Uuid;
 use waiter_e2e::{chat::*, Pipeline};
 use waiter_harness::eventually;
 
-use super::{deliver_and_rate, listed};
+use super::{deliver_and_rate, listed, many_messages_a_minute};
 
 const PROMO: &str = "https://example.com/alpha/offers";
 
@@ -35,11 +35,7 @@ async fn consent_row(p: &Pipeline, restaurant: Uuid, customer: &str) -> Option<(
 async fn stop_then_a_five_star_rating_sends_no_promo_and_start_brings_it_back() {
     let p = Pipeline::start().await;
     let r = p.restaurant(0);
-    sqlx::query("UPDATE restaurants SET customer_rate_per_minute = 200 WHERE id = $1")
-        .bind(r.id)
-        .execute(p.env.pool())
-        .await
-        .unwrap();
+    many_messages_a_minute(&p, r.id).await;
     let chat = Chat::new(&p, r, customer(311), Some("Nora"));
     chat.text("hello").await;
     let (conversation, _) = chat.conversation().await;

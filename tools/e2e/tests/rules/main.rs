@@ -81,3 +81,12 @@ pub async fn deliver_and_rate(p: &Pipeline, chat: &Chat<'_>, order: &Order, star
     chat.pick(&opt(&choices, &format!("rate:{}:{stars}", order.id), ""))
         .await
 }
+
+/// Lets a test's customers chat faster than a person would.
+pub async fn many_messages_a_minute(p: &Pipeline, restaurant: uuid::Uuid) {
+    sqlx::query("UPDATE restaurants SET customer_rate_per_minute = 200 WHERE id = $1")
+        .bind(restaurant)
+        .execute(p.env.pool())
+        .await
+        .unwrap();
+}

@@ -19,7 +19,7 @@ use waiter_e2e::{chat::*, Pipeline};
 use waiter_harness::{eventually, read_stream, Keyring};
 use waiter_nats::{messages::DeadLetter, Envelope, StreamKind};
 
-use super::{api, deliver_and_rate};
+use super::{api, deliver_and_rate, many_messages_a_minute};
 
 const ATTEMPTS: u32 = 4;
 
@@ -125,11 +125,7 @@ async fn an_endpoint_failing_twice_gets_each_order_event_once_signed_and_in_orde
     })
     .await;
     let r = p.restaurant(0);
-    sqlx::query("UPDATE restaurants SET customer_rate_per_minute = 200 WHERE id = $1")
-        .bind(r.id)
-        .execute(p.env.pool())
-        .await
-        .unwrap();
+    many_messages_a_minute(&p, r.id).await;
     let receiver = Receiver::default();
     let addr = receiver.start(p.env.shutdown.clone()).await;
     let mut secrets = vec![];
