@@ -109,36 +109,55 @@ pub async fn remove(pool: &PgPool, restaurant_id: Uuid, url: &str) -> Result<boo
     Ok(done.rows_affected() > 0)
 }
 
+/// What [`SealedRow`] is read from.
+const SEALED_ROW: &str =
+    "SELECT id, url, created_at, secret_key_id, secret_sealed FROM webhook_endpoints";
+
+#[derive(sqlx::FromRow)]
+struct SealedRow {
+    #[sqlx(flatten)]
+    endpoint: Endpoint,
+    secret_key_id: String,
+    secret_sealed: Vec<u8>,
+}
+
+impl SealedRow {
+    fn open(self, keys: &Keyring) -> Result<(Endpoint, SecretString), WebhookError> {
+        let sealed = Sealed {
+            key_id: self.secret_key_id,
+            ciphertext: self.secret_sealed,
+        };
+        let context = webhook_secret_context(&self.endpoint.id.to_string());
+        Ok((self.endpoint, keys.open(&sealed, &context)?))
+    }
+}
+
 /// The restaurant's endpoints with their opened secrets, for signing.
 pub async fn with_secrets(
     pool: &PgPool,
     keys: &Keyring,
     restaurant_id: Uuid,
 ) -> Result<Vec<(Endpoint, SecretString)>, WebhookError> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        endpoint: Endpoint,
-        secret_key_id: String,
-        secret_sealed: Vec<u8>,
-    }
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, url, created_at, secret_key_id, secret_sealed FROM webhook_endpoints \
-         WHERE restaurant_id = $1 ORDER BY created_at, id",
-    )
+    let rows: Vec<SealedRow> = sqlx::query_as(&format!(
+        "{SEALED_ROW} WHERE restaurant_id = $1 ORDER BY created_at, id"
+    ))
     .bind(restaurant_id)
     .fetch_all(pool)
     .await?;
-    rows.into_iter()
-        .map(|row| {
-            let sealed = Sealed {
-                key_id: row.secret_key_id,
-                ciphertext: row.secret_sealed,
-            };
-            let context = webhook_secret_context(&row.endpoint.id.to_string());
-            Ok((row.endpoint, keys.open(&sealed, &context)?))
-        })
-        .collect()
+    rows.into_iter().map(|row| row.open(keys)).collect()
+}
+
+/// One endpoint with its opened secret; `None` once it was removed.
+pub async fn endpoint_with_secret(
+    pool: &PgPool,
+    keys: &Keyring,
+    endpoint_id: Uuid,
+) -> Result<Option<(Endpoint, SecretString)>, WebhookError> {
+    let row: Option<SealedRow> = sqlx::query_as(&format!("{SEALED_ROW} WHERE id = $1"))
+        .bind(endpoint_id)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|row| row.open(keys)).transpose()
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod outbox;
 pub mod partition;
 pub mod streams;
 pub mod topology;
+pub mod webhooks;
 pub mod worker;
 
 pub use bus::{Bus, EncodedMessage, Published};

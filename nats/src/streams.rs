@@ -61,6 +61,9 @@ impl StreamLimits {
             StreamKind::Ingest => (1024 * Self::MIB, 5_000_000, Discard::Old),
             StreamKind::Conversation => (1024 * Self::MIB, 5_000_000, Discard::Old),
             StreamKind::Order => (512 * Self::MIB, 2_000_000, Discard::Old),
+            // One message per order event and endpoint, consumed within
+            // minutes unless an endpoint keeps failing (then dead-lettered).
+            StreamKind::Webhooks => (512 * Self::MIB, 2_000_000, Discard::Old),
             StreamKind::Outbound => (1024 * Self::MIB, 5_000_000, Discard::Old),
             StreamKind::Events => (1024 * Self::MIB, 5_000_000, Discard::Old),
             StreamKind::DeadLetter => (256 * Self::MIB, 500_000, Discard::Old),

@@ -23,10 +23,13 @@ pub enum StreamKind {
     /// Partition leases and replica heartbeats of every consumer group:
     /// the last record per subject.
     Leases,
+    /// Order events to deliver to the restaurants' webhook endpoints, one
+    /// message per event and endpoint, partitioned by order.
+    Webhooks,
 }
 
 impl StreamKind {
-    pub const ALL: [StreamKind; 8] = [
+    pub const ALL: [StreamKind; 9] = [
         StreamKind::Ingest,
         StreamKind::Conversation,
         StreamKind::Order,
@@ -35,6 +38,7 @@ impl StreamKind {
         StreamKind::DeadLetter,
         StreamKind::Directory,
         StreamKind::Leases,
+        StreamKind::Webhooks,
     ];
 
     fn token(self) -> &'static str {
@@ -47,6 +51,7 @@ impl StreamKind {
             StreamKind::DeadLetter => "dlq",
             StreamKind::Directory => "tenants",
             StreamKind::Leases => "lease",
+            StreamKind::Webhooks => "webhook",
         }
     }
 
@@ -63,6 +68,7 @@ impl StreamKind {
                 | StreamKind::Conversation
                 | StreamKind::Order
                 | StreamKind::Outbound
+                | StreamKind::Webhooks
         )
     }
 }
@@ -156,6 +162,11 @@ impl Topology {
         format!("{}.outbound.{partition}", self.namespace)
     }
 
+    /// Order events for webhook endpoints, partitioned by order.
+    pub fn webhook(&self, partition: u16) -> String {
+        format!("{}.webhook.{partition}", self.namespace)
+    }
+
     /// One dashboard event: `<ns>.events.<restaurant>.<type>`, where the type
     /// itself has a dot (`message.received`).
     pub fn event(&self, restaurant_id: &uuid::Uuid, event_type: &str) -> String {
@@ -179,6 +190,7 @@ impl Topology {
             StreamKind::Conversation => Some(self.conversation(partition)),
             StreamKind::Order => Some(self.order_command(partition)),
             StreamKind::Outbound => Some(self.outbound(partition)),
+            StreamKind::Webhooks => Some(self.webhook(partition)),
             StreamKind::Events
             | StreamKind::DeadLetter
             | StreamKind::Directory
@@ -276,6 +288,12 @@ mod tests {
         );
         assert_eq!(t.stream_of_subject("other.outbound.7"), None);
         assert_eq!(Topology::partition_from_subject("t42.outbound.7"), Some(7));
+        assert_eq!(t.stream_name(StreamKind::Webhooks), "T42_WEBHOOK");
+        assert_eq!(t.webhook(2), "t42.webhook.2");
+        assert_eq!(
+            t.stream_of_subject("t42.webhook.2"),
+            Some(StreamKind::Webhooks)
+        );
         let r = uuid::Uuid::nil();
         assert_eq!(
             t.event(&r, "message.received"),

@@ -306,14 +306,16 @@ async fn stage_events(
     order: &OrderRow,
     events: &[EventType],
 ) -> Result<(), OutboxError> {
+    let view = order.view();
     for &event_type in events {
-        let event = DashboardEvent::new(order.restaurant_id, event_type, order.view());
+        let event = DashboardEvent::new(order.restaurant_id, event_type, &view);
         let subject = event.subject(bus.topology());
         let event = envelope.follow(
             format!("{}:{}", event_type.as_str(), envelope.body.command_id),
             event,
         );
         outbox::stage(tx, order.id, subject, &event).await?;
+        crate::webhooks::stage(tx, bus.topology(), envelope, &event.id, event_type, &view).await?;
     }
     Ok(())
 }

@@ -5,12 +5,15 @@
 //! with a reply inbox for the HTTP answer). Each is validated by the pure
 //! [`machine`], recorded with who made it, published as a dashboard event,
 //! and told to the customer through their conversation — all through the
-//! outbox, so a command is applied once and its effects are never lost.
+//! outbox, so a command is applied once and its effects are never lost;
+//! order events also go to the restaurant's webhook endpoints
+//! ([`webhooks`]).
 
 pub mod handler;
 pub mod machine;
 pub mod opening;
 pub mod store;
+pub mod webhooks;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -66,6 +69,7 @@ pub async fn start(
         StreamKind::Order,
         StreamKind::Conversation,
         StreamKind::Events,
+        StreamKind::Webhooks,
     ])
     .await?;
     let tasks = TaskTracker::new();

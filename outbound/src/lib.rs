@@ -10,6 +10,8 @@
 //! - [`status`]: the handler of `StatusCallback`s (shared, unordered).
 //! - [`store`]: the queries on `messages`.
 //! - [`tenants`]: restaurants (cached) and their rate limiters.
+//! - [`webhooks`]: order events to the restaurants' webhook endpoints
+//!   (its own consumer group, `webhooks`, over the WEBHOOK stream).
 
 pub mod decision;
 pub mod send;
@@ -17,6 +19,7 @@ pub mod status;
 pub mod store;
 pub mod tenants;
 pub mod twilio;
+pub mod webhooks;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -34,6 +37,7 @@ use crate::{
     status::StatusHandler,
     tenants::Tenants,
     twilio::TwilioClient,
+    webhooks::{WebhookHandler, WebhookSettings},
 };
 
 /// The outbound stage's settings.
@@ -69,6 +73,10 @@ pub struct Config {
     pub unknown_sid_attempts: i64,
     /// `WAITER_SECRET_KEY`: opens the restaurants' sealed auth tokens.
     pub secret_keys: Keyring,
+    /// Posts of one order event to one webhook endpoint before it is
+    /// dead-lettered (`WEBHOOK_MAX_ATTEMPTS`, 8), and the timeout of one
+    /// (`WEBHOOK_HTTP_TIMEOUT_MS`, 10000).
+    pub webhooks: WebhookSettings,
 }
 
 pub const DEFAULT_OPS_ADDR: &str = "0.0.0.0:9104";
@@ -92,6 +100,8 @@ impl Config {
         let timeout_ms: u64 = env.parse("OUTBOUND_HTTP_TIMEOUT_MS", 10_000);
         let rate_wait_ms: u64 = env.parse("OUTBOUND_RATE_LIMIT_WAIT_MS", 1_000);
         let secret_keys = env.secret_keys();
+        let webhook_attempts: u32 = env.parse("WEBHOOK_MAX_ATTEMPTS", 8);
+        let webhook_timeout_ms: u64 = env.parse("WEBHOOK_HTTP_TIMEOUT_MS", 10_000);
 
         if !is_http_url(&twilio_api_base) {
             env.problem(format!(
@@ -127,6 +137,16 @@ impl Config {
                 "OUTBOUND_RATE_LIMIT_WAIT_MS must be at most 5000, got {rate_wait_ms}"
             ));
         }
+        if !(1..=100).contains(&webhook_attempts) {
+            env.problem(format!(
+                "WEBHOOK_MAX_ATTEMPTS must be between 1 and 100, got {webhook_attempts}"
+            ));
+        }
+        if !(100..=60_000).contains(&webhook_timeout_ms) {
+            env.problem(format!(
+                "WEBHOOK_HTTP_TIMEOUT_MS must be between 100 and 60000, got {webhook_timeout_ms}"
+            ));
+        }
         if db_max_connections == 0 {
             env.problem("OUTBOUND_DB_MAX_CONNECTIONS must be at least 1");
         }
@@ -147,6 +167,10 @@ impl Config {
             missing_row_attempts: 5,
             unknown_sid_attempts: 10,
             secret_keys: secret_keys.expect("a missing key is a configuration problem"),
+            webhooks: WebhookSettings {
+                max_attempts: webhook_attempts,
+                timeout: Duration::from_millis(webhook_timeout_ms),
+            },
         })
     }
 
@@ -166,6 +190,10 @@ impl Config {
             missing_row_attempts: 5,
             unknown_sid_attempts: 10,
             secret_keys: Keyring::for_tests().clone(),
+            webhooks: WebhookSettings {
+                max_attempts: 8,
+                timeout: Duration::from_secs(5),
+            },
         }
     }
 }
@@ -178,11 +206,16 @@ impl Config {
     /// mid-send and leave twice.
     pub fn fits_ack_wait(&self, ack_wait: Duration) -> Result<(), ConfigError> {
         let attempt = self.http_timeout + self.rate_limit_wait + send::RECORD_SID_BUDGET;
-        if attempt < ack_wait {
-            return Ok(());
+        let mut problems = vec![];
+        if self.webhooks.timeout >= ack_wait {
+            problems.push(format!(
+                "WEBHOOK_HTTP_TIMEOUT_MS ({} ms) must be less than NATS_ACK_WAIT_MS ({} ms)",
+                self.webhooks.timeout.as_millis(),
+                ack_wait.as_millis()
+            ));
         }
-        Err(ConfigError {
-            problems: vec![format!(
+        if attempt >= ack_wait {
+            problems.push(format!(
                 "OUTBOUND_HTTP_TIMEOUT_MS ({} ms) + OUTBOUND_RATE_LIMIT_WAIT_MS ({} ms) + {} ms to \
                  record the sid must be less than NATS_ACK_WAIT_MS ({} ms): lower the timeout or \
                  raise the ack wait",
@@ -190,8 +223,12 @@ impl Config {
                 self.rate_limit_wait.as_millis(),
                 send::RECORD_SID_BUDGET.as_millis(),
                 ack_wait.as_millis()
-            )],
-        })
+            ));
+        }
+        match problems.is_empty() {
+            true => Ok(()),
+            false => Err(ConfigError { problems }),
+        }
     }
 }
 
@@ -241,6 +278,7 @@ pub async fn start(
         StreamKind::Events,
         StreamKind::DeadLetter,
         StreamKind::Ingest,
+        StreamKind::Webhooks,
     ])
     .await?;
     let twilio = TwilioClient::new(&config.twilio_api_base, config.http_timeout)
@@ -266,6 +304,12 @@ pub async fn start(
         )
         .sharing(worker.limit_share()),
     );
+    let hooks = WebhookHandler::new(
+        pool.clone(),
+        config.secret_keys.clone(),
+        config.webhooks.clone(),
+    )
+    .map_err(Error::HttpClient)?;
     let statuses = Arc::new(StatusHandler::new(
         pool.clone(),
         bus.clone(),
@@ -292,6 +336,17 @@ pub async fn start(
                 .await
             {
                 tracing::error!(error = %e, "send workers stopped");
+            }
+        });
+    }
+    {
+        let (worker, shutdown) = (worker.group(webhooks::STAGE), shutdown.clone());
+        tasks.spawn(async move {
+            if let Err(e) = worker
+                .run_lanes(StreamKind::Webhooks, hooks, shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "webhook workers stopped");
             }
         });
     }
@@ -359,6 +414,21 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("NATS_ACK_WAIT_MS (10000 ms)"), "{text}");
+    }
+
+    #[test]
+    fn a_webhook_post_must_fit_in_the_ack_wait_too() {
+        let mut config = Config::for_tests("http://127.0.0.1:1");
+        config.webhooks.timeout = Duration::from_secs(30);
+        let text = config
+            .fits_ack_wait(Duration::from_secs(30))
+            .expect_err("a 30 s post does not fit in 30 s")
+            .to_string();
+        assert!(
+            text.contains("WEBHOOK_HTTP_TIMEOUT_MS (30000 ms)"),
+            "{text}"
+        );
+        assert!(!text.contains("OUTBOUND_HTTP_TIMEOUT_MS"), "{text}");
     }
 
     #[test]

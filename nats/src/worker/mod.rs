@@ -292,6 +292,16 @@ impl Worker {
         }
     }
 
+    /// Another consumer group of this process, with its own leases,
+    /// partition consumers (`<group>-p<n>`) and dead-letter subject, that
+    /// reports through the same status (`/ready`, the member records).
+    pub fn group(&self, stage: &'static str) -> Self {
+        Self {
+            stage,
+            ..self.clone()
+        }
+    }
+
     pub fn replica(&self) -> &str {
         &self.replica
     }

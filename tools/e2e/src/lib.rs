@@ -30,6 +30,8 @@ pub struct Options {
     /// Every stage on threads, a NATS connection and database connections
     /// of its own, metered (`stages`); none: one shared runtime and bus.
     pub per_stage: Option<stages::PerStage>,
+    /// `WEBHOOK_MAX_ATTEMPTS` of outbound (default: its test default, 8).
+    pub webhook_attempts: Option<u32>,
 }
 
 impl Default for Options {
@@ -42,6 +44,7 @@ impl Default for Options {
             postgres_proxy: false,
             secret_keys: None,
             per_stage: None,
+            webhook_attempts: None,
         }
     }
 }
@@ -162,6 +165,9 @@ impl Pipeline {
         outbound_config.status_callback_url = Some(format!("http://{ingest}/whatsapp/status"));
         if let Some(keys) = &options.secret_keys {
             outbound_config.secret_keys = keys.clone();
+        }
+        if let Some(attempts) = options.webhook_attempts {
+            outbound_config.webhooks.max_attempts = attempts;
         }
         let s = shutdown.clone();
         let outbound = starter

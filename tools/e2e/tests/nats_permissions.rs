@@ -216,6 +216,7 @@ async fn each_stage_works_with_its_own_credentials_and_is_refused_the_rest() {
                 StreamKind::Order,
                 StreamKind::Conversation,
                 StreamKind::Events,
+                StreamKind::Webhooks,
             ],
             vec![ConsumerSpec::partition(
                 &topology,
@@ -233,9 +234,11 @@ async fn each_stage_works_with_its_own_credentials_and_is_refused_the_rest() {
                 StreamKind::Events,
                 StreamKind::DeadLetter,
                 StreamKind::Ingest,
+                StreamKind::Webhooks,
             ],
             vec![
                 ConsumerSpec::partition(&topology, StreamKind::Outbound, "outbound", 0),
+                ConsumerSpec::partition(&topology, StreamKind::Webhooks, "webhooks", 0),
                 ConsumerSpec::shared(
                     StreamKind::Ingest,
                     "outbound-status",
@@ -275,6 +278,21 @@ async fn each_stage_works_with_its_own_credentials_and_is_refused_the_rest() {
         assert!(
             !can_publish(&bus, forbidden.clone()).await,
             "{stage} may not write {forbidden}"
+        );
+    }
+    // Order webhooks: the order stage stages them, outbound's `webhooks`
+    // group dead-letters them; nobody else writes them.
+    for (stage, subject, allowed) in [
+        ("order", topology.webhook(1), true),
+        ("outbound", topology.dead_letter("webhooks"), true),
+        ("conversation", topology.webhook(1), false),
+        ("outbound", topology.webhook(1), false),
+    ] {
+        let bus = bus(stage).await;
+        assert_eq!(
+            can_publish(&bus, subject.clone()).await,
+            allowed,
+            "{stage} writing {subject}"
         );
     }
     // The notifier's per-socket feed: an ephemeral consumer on EVENTS.

@@ -1,14 +1,12 @@
 //! Marketing opt-out: STOP / START and their Arabic words, and Twilio's
 //! 21610, through the whole pipeline.
 
-use reqwest::Method;
-use serde_json::json;
 use twilio_sim::Fault;
 use uuid::Uuid;
 use waiter_e2e::{chat::*, Pipeline};
 use waiter_harness::eventually;
 
-use super::{api, listed};
+use super::{deliver_and_rate, listed, many_messages_a_minute};
 
 const PROMO: &str = "https://example.com/alpha/offers";
 
@@ -16,29 +14,7 @@ const PROMO: &str = "https://example.com/alpha/offers";
 /// of the thanks.
 async fn rate_five(p: &Pipeline, chat: &Chat<'_>) -> String {
     let order = place_order(chat, None).await;
-    for status in ["PREPARING", "OUT_FOR_DELIVERY", "DELIVERED"] {
-        let (code, body) = api(
-            p,
-            Method::PATCH,
-            &format!("orders/{}/status", order.id),
-            Some(json!({ "status": status })),
-        )
-        .await;
-        assert_eq!(code, 200, "{status}: {body}");
-    }
-    chat.received(&format!("Order #{} has been delivered", order.number))
-        .await;
-    let prompt = chat.last_sent("rating_prompt").await;
-    let stars = chat
-        .tap(&opt(
-            std::slice::from_ref(&prompt),
-            &format!("rate:{}:now", order.id),
-            "",
-        ))
-        .await;
-    let thanks = chat
-        .pick(&opt(&stars, &format!("rate:{}:5", order.id), ""))
-        .await;
+    let thanks = deliver_and_rate(p, chat, &order, 5).await;
     let text = all_text(&thanks);
     assert!(text.contains("Thank you for your rating"), "{text}");
     text
@@ -59,11 +35,7 @@ async fn consent_row(p: &Pipeline, restaurant: Uuid, customer: &str) -> Option<(
 async fn stop_then_a_five_star_rating_sends_no_promo_and_start_brings_it_back() {
     let p = Pipeline::start().await;
     let r = p.restaurant(0);
-    sqlx::query("UPDATE restaurants SET customer_rate_per_minute = 200 WHERE id = $1")
-        .bind(r.id)
-        .execute(p.env.pool())
-        .await
-        .unwrap();
+    many_messages_a_minute(&p, r.id).await;
     let chat = Chat::new(&p, r, customer(311), Some("Nora"));
     chat.text("hello").await;
     let (conversation, _) = chat.conversation().await;

@@ -118,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
         per_stage: (!args.shared_runtime).then_some(PerStage {
             count_round_trips: args.round_trips,
         }),
+        webhook_attempts: None,
     })
     .await;
     // The benchmark measures the pipeline, not the tenants' limits.
