@@ -1,7 +1,9 @@
 //! Inbound limits per restaurant and per customer, configured per tenant.
 //! Messages over a limit are still stored and shown; the bot just does not
 //! answer them. Limits are counted per router replica (GCRA from
-//! `governor`). A customer's messages all reach one partition (To, From),
+//! `governor`) at the time each message reached ingest, not when the router
+//! gets to it: after an outage the backlog keeps the pace it arrived at
+//! instead of looking like a burst. A customer's messages all reach one partition (To, From),
 //! owned by one replica, so the customer limit holds with any number of
 //! replicas. The restaurant limit is split: each replica takes the share
 //! of it that matches the share of the partitions it owns, so the
@@ -14,10 +16,33 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
     },
+    time::Duration,
 };
 
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use chrono::{DateTime, Utc};
+use governor::{
+    clock::Clock,
+    middleware::NoOpMiddleware,
+    state::{keyed::DashMapStateStore, InMemoryState, NotKeyed},
+    Quota, RateLimiter,
+};
 use uuid::Uuid;
+
+/// The arrival time of the message being counted (since the Unix epoch),
+/// set under the tenant's lock just before it is counted.
+#[derive(Clone, Default)]
+struct ArrivalClock(Arc<AtomicU64>);
+
+impl Clock for ArrivalClock {
+    type Instant = Duration;
+    fn now(&self) -> Duration {
+        Duration::from_nanos(self.0.load(Ordering::Acquire))
+    }
+}
+
+type DirectLimiter = RateLimiter<NotKeyed, InMemoryState, ArrivalClock, NoOpMiddleware<Duration>>;
+type KeyedLimiter =
+    RateLimiter<String, DashMapStateStore<String>, ArrivalClock, NoOpMiddleware<Duration>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -39,8 +64,11 @@ impl Decision {
 struct TenantLimiter {
     /// (this replica's restaurant share in messages per 1000 minutes, per customer).
     quotas: (u64, u32),
-    restaurant: DefaultDirectRateLimiter,
-    customers: DefaultKeyedRateLimiter<String>,
+    clock: ArrivalClock,
+    /// Held while the clock is set and the message counted.
+    counting: Mutex<()>,
+    restaurant: DirectLimiter,
+    customers: KeyedLimiter,
 }
 
 impl TenantLimiter {
@@ -53,10 +81,13 @@ impl TenantLimiter {
         let restaurant = Quota::with_period(period)
             .unwrap_or_else(|| minute(1))
             .allow_burst(burst);
+        let clock = ArrivalClock::default();
         Self {
             quotas: (per_kilominute, per_customer),
-            restaurant: RateLimiter::direct(restaurant),
-            customers: RateLimiter::keyed(minute(per_customer)),
+            restaurant: RateLimiter::direct_with_clock(restaurant, &clock),
+            customers: RateLimiter::dashmap_with_clock(minute(per_customer), &clock),
+            clock,
+            counting: Mutex::new(()),
         }
     }
 }
@@ -68,9 +99,10 @@ pub struct InboundLimits {
 }
 
 impl InboundLimits {
-    /// Counts one message against the customer's and the restaurant's
-    /// limits (messages per minute); `share` (0 < share <= 1) is this
-    /// replica's part of the restaurant's limit.
+    /// Counts one message, which reached ingest at `arrived_at`, against
+    /// the customer's and the restaurant's limits (messages per minute);
+    /// `share` (0 < share <= 1) is this replica's part of the restaurant's
+    /// limit.
     pub fn check(
         &self,
         restaurant_id: Uuid,
@@ -78,6 +110,7 @@ impl InboundLimits {
         per_customer: u32,
         customer: &str,
         share: f64,
+        arrived_at: DateTime<Utc>,
     ) -> Decision {
         let share = share.clamp(f64::MIN_POSITIVE, 1.0);
         let per_kilominute =
@@ -94,6 +127,9 @@ impl InboundLimits {
             }
             entry.clone()
         };
+        let _counting = limiter.counting.lock().expect("counting lock");
+        let arrival = arrived_at.timestamp_nanos_opt().unwrap_or(0).max(0) as u64;
+        limiter.clock.0.store(arrival, Ordering::Release);
         if self.checks.fetch_add(1, Ordering::Relaxed) % 10_000 == 9_999 {
             limiter.customers.retain_recent();
         }
@@ -111,22 +147,27 @@ impl InboundLimits {
 mod tests {
     use super::*;
 
+    fn at(second: f64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+            + chrono::Duration::milliseconds((second * 1000.0) as i64)
+    }
+
     #[test]
     fn a_customer_over_the_limit_does_not_limit_others() {
         let limits = InboundLimits::default();
         let r = Uuid::new_v4();
         for _ in 0..3 {
             assert_eq!(
-                limits.check(r, 100, 3, "whatsapp:+1", 1.0),
+                limits.check(r, 100, 3, "whatsapp:+1", 1.0, at(0.0)),
                 Decision::Allowed
             );
         }
         assert_eq!(
-            limits.check(r, 100, 3, "whatsapp:+1", 1.0),
+            limits.check(r, 100, 3, "whatsapp:+1", 1.0, at(0.0)),
             Decision::CustomerLimited
         );
         assert_eq!(
-            limits.check(r, 100, 3, "whatsapp:+2", 1.0),
+            limits.check(r, 100, 3, "whatsapp:+2", 1.0, at(0.0)),
             Decision::Allowed
         );
     }
@@ -137,15 +178,18 @@ mod tests {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         for i in 0..5 {
             assert_eq!(
-                limits.check(a, 5, 100, &format!("c{i}"), 1.0),
+                limits.check(a, 5, 100, &format!("c{i}"), 1.0, at(0.0)),
                 Decision::Allowed
             );
         }
         assert_eq!(
-            limits.check(a, 5, 100, "c9", 1.0),
+            limits.check(a, 5, 100, "c9", 1.0, at(0.0)),
             Decision::RestaurantLimited
         );
-        assert_eq!(limits.check(b, 5, 100, "c9", 1.0), Decision::Allowed);
+        assert_eq!(
+            limits.check(b, 5, 100, "c9", 1.0, at(0.0)),
+            Decision::Allowed
+        );
     }
 
     #[test]
@@ -153,7 +197,9 @@ mod tests {
         let limits = InboundLimits::default();
         let r = Uuid::new_v4();
         let allowed = (0..40)
-            .filter(|i| limits.check(r, 40, 100, &format!("c{i}"), 0.25) == Decision::Allowed)
+            .filter(|i| {
+                limits.check(r, 40, 100, &format!("c{i}"), 0.25, at(0.0)) == Decision::Allowed
+            })
             .count();
         assert_eq!(allowed, 10);
     }
@@ -162,8 +208,39 @@ mod tests {
     fn changed_limits_apply_at_once() {
         let limits = InboundLimits::default();
         let r = Uuid::new_v4();
-        assert_eq!(limits.check(r, 100, 1, "c", 1.0), Decision::Allowed);
-        assert_eq!(limits.check(r, 100, 1, "c", 1.0), Decision::CustomerLimited);
-        assert_eq!(limits.check(r, 100, 5, "c", 1.0), Decision::Allowed);
+        assert_eq!(
+            limits.check(r, 100, 1, "c", 1.0, at(0.0)),
+            Decision::Allowed
+        );
+        assert_eq!(
+            limits.check(r, 100, 1, "c", 1.0, at(0.0)),
+            Decision::CustomerLimited
+        );
+        assert_eq!(
+            limits.check(r, 100, 5, "c", 1.0, at(0.0)),
+            Decision::Allowed
+        );
+    }
+
+    #[test]
+    fn a_backlog_is_counted_at_the_pace_it_arrived() {
+        let limits = InboundLimits::default();
+        let r = Uuid::new_v4();
+        // 30 messages sent 3 s apart (20 a minute), all counted at once
+        // after an outage: none is over a 20-per-minute limit.
+        let allowed = (0..30)
+            .filter(|i| {
+                limits.check(r, 1000, 20, "c", 1.0, at(f64::from(*i) * 3.0)) == Decision::Allowed
+            })
+            .count();
+        assert_eq!(allowed, 30);
+        // 30 sent within one second are a burst however late they are counted.
+        let burst = (0..30)
+            .filter(|i| {
+                limits.check(r, 1000, 20, "d", 1.0, at(200.0 + f64::from(*i) / 30.0))
+                    == Decision::Allowed
+            })
+            .count();
+        assert_eq!(burst, 20);
     }
 }

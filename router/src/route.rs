@@ -220,6 +220,7 @@ impl Router {
             restaurant.customer_rate_per_minute.max(1) as u32,
             &message.from,
             self.share.get(),
+            message.received_at,
         );
         let limited = decision.reason().map(str::to_string);
         Ok(Verdict::Forward {

@@ -181,7 +181,8 @@ pub fn render(rows: &[Row], took: Duration, seconds: Duration) -> String {
          a retry of it is deduplicated by its MessageSid. \
          *limited*: stored and shown, and on purpose not answered by the bot: over \
          the customer's (20/min) or restaurant's inbound limit, which the router \
-         counts when it handles a message, not when it arrived.\n"
+         counts at the time a message reached ingest, so the backlog after an \
+         outage is not mistaken for a burst.\n"
     );
     let _ = writeln!(out, "## Scenarios\n");
     for row in rows {
