@@ -97,19 +97,19 @@ scale stage n:
 
 # A subject's or stream's messages as JSON lines: just replay events [--since 10m | --seq N] [--until …] [--tenant slug] [--limit N] [--republish]
 replay subject *args:
-    cargo run -q -p waiterctl -- replay "$@"
+    @{{ ctl }} replay "$@"
 
 # Dead letters as a table: stage, restaurant, recipient, reason, attempts, age (--stage S, --json).
 dlq *args:
-    cargo run -q -p waiterctl -- dlq "$@"
+    @{{ ctl }} dlq "$@"
 
 # Send dead letters again, keeping their trace ids: just dlq-retry --seq N | --all
 dlq-retry *args:
-    cargo run -q -p waiterctl -- dlq-retry "$@"
+    @{{ ctl }} dlq-retry "$@"
 
 # One customer message's journey through every stage, with per-hop latency: just trace SM…
 trace message_sid *args:
-    cargo run -q -p waiterctl -- trace "$@"
+    @{{ ctl }} trace "$@"
 
 # The Prometheus alert rules and scrape config (promtool), and the Grafana dashboard's JSON, in deploy/.
 metrics-check:
@@ -119,43 +119,43 @@ metrics-check:
 
 # Add or replace a restaurant: just tenant --slug x --number whatsapp:+1... --account-sid AC... --time-zone Asia/Riyadh (token from TENANT_AUTH_TOKEN).
 tenant *args:
-    cargo run -q -p waiterctl -- tenant upsert "$@"
+    @{{ ctl }} tenant upsert "$@"
 
 # List restaurants.
 tenants:
-    cargo run -q -p waiterctl -- restaurant list
+    @{{ ctl }} restaurant list
 
 # Restaurants: just restaurant create|update|show|list|disable|enable ... (see --help).
 restaurant *args:
-    cargo run -q -p waiterctl -- restaurant "$@"
+    @{{ ctl }} restaurant "$@"
 
 # Branches and opening hours: just branch add|update|list|remove|hours|close|reopen ...
 branch *args:
-    cargo run -q -p waiterctl -- branch "$@"
+    @{{ ctl }} branch "$@"
 
 # Import a menu file (CSV or JSON, docs/menu-format.md): just menu-import bait-grill menu.csv
 menu-import restaurant file:
-    cargo run -q -p waiterctl -- menu import --restaurant "$1" "$2"
+    @{{ ctl }} menu import --restaurant "$1" "$2"
 
 # Export a menu in the import format: just menu-export bait-grill [csv|json]
 menu-export restaurant format="csv":
-    cargo run -q -p waiterctl -- menu export --restaurant "$1" --format "$2"
+    @{{ ctl }} menu export --restaurant "$1" --format "$2"
 
 # Which messages fall back to numbered text or cannot go outside the 24-hour window.
 templates-check *args:
-    cargo run -q -p waiterctl -- templates check "$@"
+    @{{ ctl }} templates check "$@"
 
 # Seal every auth token under the first key of WAITER_SECRET_KEY.
 secrets-rotate:
-    cargo run -q -p waiterctl -- secrets rotate
+    @{{ ctl }} secrets rotate
 
 # A dashboard login link, the token in its #fragment (the bare JWT: waiterctl jwt without --link): just jwt <restaurant id or slug> [staff|admin]
 jwt restaurant role="staff":
-    cargo run -q -p waiterctl -- jwt --restaurant "$1" --role "$2" --link
+    @{{ ctl }} jwt --restaurant "$1" --role "$2" --link
 
 # Apply database migrations.
 migrate:
-    cargo run -q -p waiterctl -- migrate
+    @{{ ctl }} migrate
 
 # The load benchmark: whole pipeline, raw JetStream baseline, latency percentiles, loss/duplicate audit.
 bench *args:
