@@ -181,6 +181,11 @@ impl Fleet {
                         "OUTBOUND_HTTP_TIMEOUT_MS",
                         OUTBOUND_HTTP_TIMEOUT_MS.to_string(),
                     )
+                    // Order webhooks' timeout must fit in the short ack wait too.
+                    .env(
+                        "WEBHOOK_HTTP_TIMEOUT_MS",
+                        OUTBOUND_HTTP_TIMEOUT_MS.to_string(),
+                    )
                     .env("OUTBOUND_RATE_LIMIT_WAIT_MS", "300")
                     .env(
                         "OUTBOUND_STATUS_CALLBACK_URL",
