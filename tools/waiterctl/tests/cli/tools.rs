@@ -96,7 +96,9 @@ async fn replay_and_dead_letters_on_an_empty_namespace() {
         .unwrap();
     let dlq = ctl.run(&["dlq"]);
     dlq.ok();
-    ctl.run(&["dlq-retry"]).ok();
+    ctl.run(&["dlq-retry", "--all"]).ok();
+    // Re-sending needs a choice: one letter or all of them.
+    assert_eq!(ctl.run(&["dlq-retry"]).code, 2);
     assert_eq!(ctl.run(&["replay", "x.>", "--since", "ten"]).code, 1);
 }
 
