@@ -192,14 +192,15 @@ pub async fn run(posts: &[Post], pool: &PgPool, bus: &Bus, sim: &Simulator) -> A
     }
     audit.stored_unanswered_post = by_sid.keys().filter(|s| !accepted.contains(*s)).count();
 
-    // Replies: the order they were decided in, per customer, against the
-    // order Twilio took them in.
+    // Replies: the order they were decided in, per customer (the inbound
+    // rows' `seq`: a batch shares one created_at), against the order Twilio
+    // took them in.
     let decided: Vec<(String, String)> = sqlx::query_as(
         "SELECT c.customer, o.wa_sid FROM messages o \
          JOIN messages i ON i.id = o.reply_to \
          JOIN conversations c ON c.id = o.conversation_id \
          WHERE o.direction = 'out' AND o.wa_sid IS NOT NULL \
-         ORDER BY c.customer, i.created_at, i.id, o.reply_index",
+         ORDER BY c.customer, i.seq, o.reply_index",
     )
     .fetch_all(pool)
     .await
