@@ -53,6 +53,8 @@ ps *args:
 test:
     tools/ops/ensure-services.sh
     tools/ops/ensure-test-tools.sh
+    # The chaos and supervision tests run the stages' binaries: build them fresh.
+    cargo build --workspace --bins
     cargo test --workspace --all-targets --no-fail-fast
     just dashboard-check
 
