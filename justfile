@@ -143,6 +143,14 @@ menu-import restaurant file:
 menu-export restaurant format="csv":
     @{{ ctl }} menu export --restaurant "$1" --format "$2"
 
+# Order webhook endpoints: just webhooks add|list|test|remove --restaurant SLUG [--url URL] (add prints the secret once).
+webhooks *args:
+    @{{ ctl }} webhooks "$@"
+
+# A customer's data: just customer export|forget --restaurant SLUG --customer whatsapp:+...
+customer *args:
+    @{{ ctl }} customer "$@"
+
 # Which messages fall back to numbered text or cannot go outside the 24-hour window.
 templates-check *args:
     @{{ ctl }} templates check "$@"
