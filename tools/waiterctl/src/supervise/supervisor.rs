@@ -52,6 +52,11 @@ pub struct Supervisor {
     replicas: Mutex<BTreeMap<(Stage, u32), Replica>>,
     /// One scale or stop at a time.
     changing: tokio::sync::Mutex<()>,
+    /// One state-file write at a time, each of a snapshot taken under it:
+    /// otherwise an older snapshot (a scale's, taken before its new
+    /// replica's pid was known) could land after a newer one, and `ps`
+    /// would show a running replica as gone until the next change.
+    saving: Mutex<()>,
     /// Set by `stop_all`: a process that exits now is not restarted.
     stopping: std::sync::atomic::AtomicBool,
     prober: Prober,
@@ -70,6 +75,7 @@ impl Supervisor {
             started_at: Utc::now(),
             replicas: Mutex::new(BTreeMap::new()),
             changing: tokio::sync::Mutex::new(()),
+            saving: Mutex::new(()),
             stopping: std::sync::atomic::AtomicBool::new(false),
             prober: Prober::new(),
         })
@@ -88,12 +94,20 @@ impl Supervisor {
     }
 
     fn save(&self) {
+        self.save_with(|| {});
+    }
+
+    /// `save`, running `between` after the snapshot and before the write
+    /// (the window a test widens).
+    fn save_with(&self, between: impl FnOnce()) {
+        let _one_writer = lock(&self.saving);
         let state = State {
             supervisor_pid: std::process::id(),
             started_at: self.started_at,
             namespace: self.launch.namespace.clone(),
             processes: self.processes(),
         };
+        between();
         if let Err(e) = state.save(&self.launch.run) {
             eprintln!("cannot write {}: {e}", self.launch.run.state().display());
         }
@@ -366,6 +380,80 @@ mod tests {
     use waiter_runtime::Health;
 
     use super::*;
+
+    #[test]
+    fn the_state_file_ends_with_the_last_change_however_saves_interleave() {
+        let dir = tempfile::tempdir().unwrap();
+        let supervisor = Supervisor::new(Launch {
+            run: RunDir::new(dir.path()),
+            ports: Ports {
+                ingest_port: 8080,
+                notifier_port: 8090,
+                sim_port: 3999,
+                router_ops_port: 9101,
+                conversation_ops_port: 9102,
+                order_ops_port: 9103,
+                outbound_ops_port: 9104,
+                ingest_ops_port: 9105,
+                notifier_ops_port: 9106,
+                public_url: None,
+            },
+            demo: Demo {
+                number: "whatsapp:+1".into(),
+                account_sid: "AC1".into(),
+                auth_token: "t".into(),
+            },
+            bin_dir: dir.path().into(),
+            env: vec![],
+            stop_timeout: Duration::from_secs(1),
+            namespace: "test".into(),
+        });
+        for n in 1..=2 {
+            let process = Process {
+                stage: Stage::Outbound,
+                replica: replica_id(Stage::Outbound, n),
+                n,
+                pid: None,
+                ops_port: 9104,
+                started_at: None,
+                restarts: 0,
+                last_exit: None,
+            };
+            lock(&supervisor.replicas).insert(
+                (Stage::Outbound, n),
+                Replica {
+                    process,
+                    stop: CancellationToken::new(),
+                    task: None,
+                },
+            );
+        }
+        // A scale's save takes its snapshot before its new replica's pid
+        // is known; the replica's task records the pid (and saves) while
+        // that snapshot is still being written.
+        let (recorded_tx, recorded_rx) = std::sync::mpsc::channel();
+        std::thread::scope(|threads| {
+            let (start_tx, start_rx) = std::sync::mpsc::channel::<()>();
+            let supervisor_ref = &supervisor;
+            threads.spawn(move || {
+                start_rx.recv().unwrap();
+                supervisor_ref.update(Stage::Outbound, 1, |p| p.pid = Some(4242));
+                recorded_tx.send(()).unwrap();
+            });
+            supervisor.save_with(|| {
+                start_tx.send(()).unwrap();
+                // Without one writer at a time the pid's save lands here.
+                let _ = recorded_rx.recv_timeout(Duration::from_millis(300));
+            });
+        });
+        let saved = State::load(&RunDir::new(dir.path())).expect("a state file");
+        let replica_1 = saved.processes.iter().find(|p| p.n == 1).unwrap();
+        assert_eq!(
+            replica_1.pid,
+            Some(4242),
+            "the file holds the older snapshot"
+        );
+    }
 
     /// The stage's own `/health` (runtime::ops): a worker loop that died
     /// makes it 503, and the supervisor's probe then gives up on it.
