@@ -522,6 +522,11 @@ pub struct ConsumerReport {
     pub last_pull_ms: Option<u64>,
     /// Pull requests that failed in a row.
     pub pull_failures: u32,
+    /// Taken over from an owner that did not release it cleanly: waiting
+    /// for its deliveries to expire before the first pull (so the
+    /// redeliveries come first, in order). Counts as pulling.
+    #[serde(default)]
+    pub waiting: bool,
 }
 
 /// A replica's heartbeat in its group (`<ns>.lease.<group>.m.<replica>`),

@@ -314,7 +314,10 @@ impl Owner {
                 };
             };
             if !waited {
-                if !self.wait_for_predecessor(&consumer, &stop).await {
+                self.status.waiting(&spec.durable, true);
+                let waited_out = self.wait_for_predecessor(&consumer, &stop).await;
+                self.status.waiting(&spec.durable, false);
+                if !waited_out {
                     return OwnerEnd::ReleasedUnclean;
                 }
                 waited = true;

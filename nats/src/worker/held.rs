@@ -445,7 +445,9 @@ pub(crate) async fn pull(
                             newest = None;
                             failures = 0;
                             settler.status.pulled(&name, true);
-                            if received == 0 && deleted(settler, consumer, &mut last_check).await {
+                            if received == 0
+                                && check(settler, consumer, &mut last_check).await == Bound::Gone
+                            {
                                 return PullEnd::Deleted;
                             }
                         }
@@ -464,8 +466,15 @@ pub(crate) async fn pull(
                             metrics::counter!("waiter_worker_unanswered_pulls_total",
                                 "stage" => settler.stage)
                             .increment(1);
-                        } else if deleted(settler, consumer, &mut last_check).await {
-                            return PullEnd::Deleted;
+                        } else {
+                            match check(settler, consumer, &mut last_check).await {
+                                Bound::Gone => return PullEnd::Deleted,
+                                // The server let an idle request lapse
+                                // unanswered, but the consumer is there:
+                                // this loop still pulls.
+                                Bound::There => settler.status.pulled(&name, true),
+                                Bound::NotChecked => {}
+                            }
                         }
                     }
                 }
@@ -475,20 +484,28 @@ pub(crate) async fn pull(
     }
 }
 
+#[derive(Debug, PartialEq, Eq)]
+enum Bound {
+    Gone,
+    There,
+    NotChecked,
+}
+
 /// After a request that brought nothing: whether the consumer is gone
 /// (checked at most every [`BIND_CHECK`]; a deleted consumer answers no
 /// request, which looks like an idle one).
-async fn deleted(settler: &Settler, consumer: &mut PullConsumer, last_check: &mut Instant) -> bool {
+async fn check(settler: &Settler, consumer: &mut PullConsumer, last_check: &mut Instant) -> Bound {
     if last_check.elapsed() < BIND_CHECK {
-        return false;
+        return Bound::NotChecked;
     }
     *last_check = Instant::now();
     match consumer.info().await {
         Err(e) if e.kind() == jetstream::context::ConsumerInfoErrorKind::NotFound => {
             settler.status.bound(&settler.consumer, false);
-            true
+            Bound::Gone
         }
-        _ => false,
+        Ok(_) => Bound::There,
+        Err(_) => Bound::NotChecked,
     }
 }
 

@@ -62,6 +62,7 @@ struct ConsumerState {
     handled: u64,
     last_pull_ok: Option<Instant>,
     pull_failures: u32,
+    waiting: bool,
 }
 
 impl WorkerStatus {
@@ -145,6 +146,7 @@ impl WorkerStatus {
                     .last_pull_ok
                     .map(|at| now.saturating_duration_since(at).as_millis() as u64),
                 pull_failures: c.pull_failures,
+                waiting: c.waiting,
             })
             .collect();
         let owned_partitions = match group {
@@ -264,6 +266,11 @@ impl WorkerStatus {
         });
     }
 
+    /// Bound, and on purpose not pulling yet: see [`ConsumerReport::waiting`].
+    pub(crate) fn waiting(&self, name: &str, waiting: bool) {
+        self.with_consumer(name, |c| c.waiting = waiting);
+    }
+
     pub(crate) fn set_in_flight(&self, name: &str, n: usize) {
         self.with_consumer(name, |c| c.in_flight = n as u64);
         self.publish_in_flight();
@@ -316,8 +323,9 @@ impl Drop for LoopGuard {
 }
 
 fn pulling(c: &ConsumerState, now: Instant) -> bool {
-    c.last_pull_ok
-        .is_some_and(|at| now.saturating_duration_since(at) < PULLING_WITHIN)
+    c.waiting
+        || c.last_pull_ok
+            .is_some_and(|at| now.saturating_duration_since(at) < PULLING_WITHIN)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -337,6 +345,10 @@ mod tests {
         status.activate("router-p0", "partition", true);
         assert!(!status.is_ready(), "not bound yet");
         status.bound("router-p0", true);
+        assert!(!status.is_ready(), "bound, no pull answered yet");
+        status.waiting("router-p0", true);
+        assert!(status.is_ready(), "waiting for a predecessor on purpose");
+        status.waiting("router-p0", false);
         status.pulled("router-p0", true);
         assert!(status.is_ready());
         // A partition another replica owns does not count.

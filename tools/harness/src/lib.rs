@@ -236,6 +236,25 @@ where
     }
 }
 
+/// Like [`eventually`], but `check` says what it saw when it is not
+/// satisfied (`Err`), and a timeout shows the last of it.
+pub async fn eventually_showing<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(seen) if tokio::time::Instant::now() >= deadline => {
+                panic!("timed out after {timeout:?} waiting for {what}; last seen:\n{seen}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    }
+}
+
 /// Every message of a stream on `filter` (wildcards allowed), oldest
 /// first, read without acknowledging anything. Empty when the stream does
 /// not exist yet.

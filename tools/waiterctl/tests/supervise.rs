@@ -18,7 +18,7 @@ use std::{
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use waiter_harness::{eventually, Keyring, TestBus, TestDb};
+use waiter_harness::{eventually, eventually_showing, Keyring, TestBus, TestDb};
 
 /// The ports of one deployment; the two tests run at once, apart.
 #[derive(Clone, Copy)]
@@ -315,15 +315,19 @@ async fn up_scales_under_load_restarts_a_crash_and_goes_down() {
     assert_eq!(scaled["started"].as_array().unwrap().len(), 2, "{scaled}");
     d.run(&["scale", "outbound", "3"]).await;
     // Ready (partitions move as replicas join, so readiness can blink).
-    eventually(
+    eventually_showing(
         "three conversation and outbound replicas ready",
         WAIT,
         || async {
             let ps = d.ps().await;
-            (replicas_of(&ps, "conversation")
+            if replicas_of(&ps, "conversation")
                 == ["conversation-1", "conversation-2", "conversation-3"]
-                && replicas_of(&ps, "outbound") == ["outbound-1", "outbound-2", "outbound-3"])
-            .then_some(())
+                && replicas_of(&ps, "outbound") == ["outbound-1", "outbound-2", "outbound-3"]
+            {
+                Ok(())
+            } else {
+                Err(format!("{ps:#}"))
+            }
         },
     )
     .await;

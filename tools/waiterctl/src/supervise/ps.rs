@@ -44,6 +44,9 @@ struct Row {
     /// Started by this run directory's supervisor.
     supervised: bool,
     consumers: Vec<String>,
+    /// Why it is not ready: its failing checks and consumers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    not_ready: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -135,6 +138,12 @@ async fn collect(run: &RunDir, prober: &Prober, bus: Result<&Bus, &String>) -> R
             held_by.insert(name.clone(), p.replica.clone());
         }
         let member = members.iter().find(|m| m.replica == p.replica);
+        let not_ready = match &ready {
+            Answer::Got(200, _) => vec![],
+            Answer::Got(_, body) => why_not_ready(body, &status),
+            Answer::Refused => vec!["nothing answers on its ops port".into()],
+            Answer::Failed(e) => vec![format!("no answer: {e}")],
+        };
         rows.push(Row {
             stage: p.stage.name().to_string(),
             replica: p.replica.clone(),
@@ -155,6 +164,7 @@ async fn collect(run: &RunDir, prober: &Prober, bus: Result<&Bus, &String>) -> R
             restarts: p.restarts,
             supervised: true,
             consumers: names,
+            not_ready,
         });
     }
     // Live replicas on the lease stream that this supervisor did not start.
@@ -183,6 +193,7 @@ async fn collect(run: &RunDir, prober: &Prober, bus: Result<&Bus, &String>) -> R
             restarts: 0,
             supervised: false,
             consumers: names,
+            not_ready: vec![],
         });
     }
     let consumers = consumers
@@ -202,6 +213,36 @@ async fn collect(run: &RunDir, prober: &Prober, bus: Result<&Bus, &String>) -> R
         consumers,
         nats_error,
     }
+}
+
+/// The failing checks of a `/ready` body, and the consumers in `/status`
+/// that are not bound or have had no pull request answered lately.
+fn why_not_ready(ready: &serde_json::Value, status: &serde_json::Value) -> Vec<String> {
+    let mut why: Vec<String> = ready["checks"]
+        .as_object()
+        .map(|checks| {
+            checks
+                .iter()
+                .filter(|(_, ok)| ok.as_bool() == Some(false))
+                .map(|(name, _)| format!("check {name} failing"))
+                .collect()
+        })
+        .unwrap_or_default();
+    for c in status["consumers"].as_array().into_iter().flatten() {
+        let name = c["name"].as_str().unwrap_or("?");
+        if c["bound"].as_bool() == Some(false) {
+            why.push(format!("{name} not bound"));
+        } else if c["pulling"].as_bool() == Some(false) {
+            let last = c["last_pull_ms"].as_u64().map_or("never".into(), |ms| {
+                format!("{:.1}s ago", ms as f64 / 1000.0)
+            });
+            let failures = c["pull_failures"].as_u64().unwrap_or(0);
+            why.push(format!(
+                "{name} not pulling (last answered pull {last}, {failures} failures since)"
+            ));
+        }
+    }
+    why
 }
 
 fn lag(
@@ -336,6 +377,9 @@ fn print(report: &Report, out: Out) {
         rows,
         report,
     );
+    for r in report.processes.iter().filter(|r| !r.not_ready.is_empty()) {
+        println!("{} not ready: {}", r.replica, r.not_ready.join("; "));
+    }
     if let Some(e) = &report.nats_error {
         println!("consumer lag unknown: {e}");
         return;
