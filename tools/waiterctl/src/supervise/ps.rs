@@ -416,3 +416,33 @@ fn uptime(secs: i64) -> String {
         s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::why_not_ready;
+
+    #[test]
+    fn a_replica_not_ready_is_explained_by_its_checks_and_consumers() {
+        let ready =
+            json!({"ready": false, "checks": {"nats": true, "postgres": false, "workers": false}});
+        let status = json!({"consumers": [
+            {"name": "conversation-p0", "bound": true, "pulling": true},
+            {"name": "conversation-p1", "bound": false, "pulling": false},
+            {"name": "conversation-p2", "bound": true, "pulling": false,
+             "last_pull_ms": 12300, "pull_failures": 3},
+            {"name": "conversation-p3", "bound": true, "pulling": false},
+        ]});
+        assert_eq!(
+            why_not_ready(&ready, &status),
+            [
+                "check postgres failing",
+                "check workers failing",
+                "conversation-p1 not bound",
+                "conversation-p2 not pulling (last answered pull 12.3s ago, 3 failures since)",
+                "conversation-p3 not pulling (last answered pull never, 0 failures since)",
+            ]
+        );
+    }
+}
