@@ -131,7 +131,7 @@ const DEFECTS: &str = "\
 | NATS open | `nats/tests/credentials.rs`, `tools/e2e/tests/nats_permissions.rs`; a cluster's servers in `NATS_URL`: `publishing.rs::a_cluster_url_list_connects_to_the_server_that_answers` |
 | jitter on every backoff | `nats/src/worker/policy.rs::backoff_doubles_is_capped_and_jitters_within_bounds`; every retry loop draws from it (worker, directory follower, ingest's directory load, the notifier's feed, outbound's sid record) |
 | slowloris | `ingest/tests/edge.rs::a_client_sending_its_request_slowly_is_cut_off_and_a_normal_one_is_served` |
-| a newer envelope schema, an undecodable dialogue, a `since` older than retention | `letters.rs::an_envelope_of_a_newer_schema_waits_in_place_for_a_newer_reader`; `conversation/src/handler.rs::a_state_that_does_not_decode_is_an_error_not_a_new_dialogue`; `notifier/tests/notifier/feed.rs::a_since_older_than_the_stream_gets_the_missed_events_frame` |
+| a newer envelope schema, an undecodable dialogue, a `since` older than retention | `letters.rs::an_envelope_of_a_newer_schema_waits_in_place_for_a_newer_reader`; `conversation/src/handler/dialogue.rs::a_state_that_does_not_decode_is_an_error_not_a_new_dialogue`; `notifier/tests/notifier/feed.rs::a_since_older_than_the_stream_gets_the_missed_events_frame` |
 ";
 
 pub fn render(rows: &[Row], took: Duration, seconds: Duration) -> String {

@@ -1,0 +1,215 @@
+//! A customer's message: stored once, STOP and START honoured, then handed
+//! to the bot unless staff are answering.
+
+use chrono::{Duration as ChronoDuration, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+use waiter_bot::{Inbound, Reply};
+use waiter_nats::{
+    events::EventType,
+    messages::{ConversationInput, CustomerMessage},
+    Envelope,
+};
+
+use super::{
+    dialogue::{context, dialogue_of},
+    effects::Effects,
+    ConversationError, Conversations,
+};
+use crate::{
+    catalog::Catalog,
+    store::{self, ids, NewMessage},
+};
+
+impl Conversations {
+    pub(super) async fn customer_message(
+        &self,
+        tx: &mut PgConnection,
+        envelope: &Envelope<ConversationInput>,
+        m: &CustomerMessage,
+        catalog: &Catalog,
+    ) -> Result<Uuid, ConversationError> {
+        let inbound = &m.inbound;
+        let conversation = store::open(
+            tx,
+            m.restaurant_id,
+            &m.customer,
+            inbound.profile_name.as_deref(),
+            inbound.wa_id.as_deref(),
+        )
+        .await?;
+        let previous_inbound = conversation.last_inbound_at;
+        let message_id = ids::inbound_message(&inbound.message_sid);
+        let payload = serde_json::json!({
+            "media": inbound.media,
+            "location": inbound.location,
+            "button": inbound.button,
+            "list_reply": inbound.list_reply,
+            "original_replied_message_sid": inbound.original_replied_message_sid,
+            "referral": inbound.referral,
+        });
+        let stored = store::insert_message(
+            tx,
+            NewMessage {
+                id: message_id,
+                restaurant_id: m.restaurant_id,
+                conversation_id: conversation.id,
+                wa_sid: Some(&inbound.message_sid),
+                direction: "in",
+                author: "customer",
+                kind: inbound_kind(inbound),
+                body: &inbound.body,
+                payload,
+                status: "received",
+                limited_reason: m.limited.as_deref(),
+                reply_to: None,
+                reply_index: 0,
+            },
+        )
+        .await?;
+        let Some(stored) = stored else {
+            // Stored under another envelope id (an operator replay): once is enough.
+            return Ok(conversation.id);
+        };
+        if let Some(original) = &inbound.body_original {
+            use base64::Engine;
+            match base64::engine::general_purpose::STANDARD.decode(original) {
+                Ok(bytes) => store::keep_original_body(tx, message_id, &bytes).await?,
+                Err(e) => tracing::warn!(sid = %inbound.message_sid, error = %e,
+                    "the original body is not base64; only the visible body is kept"),
+            }
+        }
+        let conversation = store::record_inbound(tx, conversation.id, inbound.received_at).await?;
+        let mut effects = Effects::new(&self.bus, envelope, conversation);
+        effects
+            .event(
+                tx,
+                EventType::MessageReceived,
+                &message_id.to_string(),
+                stored.view(),
+            )
+            .await?;
+        effects.announce(tx, &envelope.id).await?;
+
+        // STOP and START are honoured whoever is answering (bot or staff)
+        // and whatever the inbound limits say; they never reach the dialogue.
+        if let Some(change) = waiter_bot::consent::change_asked(&inbound.body) {
+            self.consent_change(tx, &mut effects, m, message_id, change, catalog)
+                .await?;
+            return Ok(effects.conversation.id);
+        }
+        if m.limited.is_some() {
+            metrics::counter!("waiter_conversation_limited_total").increment(1);
+            return Ok(effects.conversation.id);
+        }
+        if !effects.conversation.bot_active {
+            let idle = ChronoDuration::minutes(i64::from(
+                catalog.restaurant.bot_idle_resume_minutes.max(1),
+            ));
+            let resumes = effects
+                .conversation
+                .bot_paused_at
+                .is_some_and(|at| Utc::now() - at > idle);
+            if !resumes {
+                return Ok(effects.conversation.id);
+            }
+            // A staff number's conversation carries order tickets: the bot
+            // never comes back there by itself (staff may turn it on from
+            // the dashboard).
+            if store::is_staff_number(tx, m.restaurant_id, &m.customer).await? {
+                return Ok(effects.conversation.id);
+            }
+            effects.conversation = store::set_bot(tx, effects.conversation.id, true).await?;
+        }
+        let mut dialogue = dialogue_of(&effects.conversation);
+        let without_marketing;
+        let mut ctx = context(
+            catalog,
+            ids::derived(&envelope.id, "order"),
+            previous_inbound.or(Some(inbound.received_at)),
+        );
+        if !catalog.info.promo_links.is_empty()
+            && !waiter_migrations::consent::may_market(tx, m.restaurant_id, &m.customer).await?
+        {
+            without_marketing = waiter_bot::RestaurantInfo {
+                promo_links: vec![],
+                ..catalog.info.clone()
+            };
+            ctx.restaurant = &without_marketing;
+        }
+        let bot_input = Inbound {
+            body: inbound.body.clone(),
+            button_payload: inbound.button.as_ref().and_then(|b| b.payload.clone()),
+            list_id: inbound.list_reply.as_ref().map(|l| l.id.clone()),
+            location: inbound.location.as_ref().map(|l| (l.latitude, l.longitude)),
+            address: inbound.location.as_ref().and_then(|l| l.address.clone()),
+            original_replied_message_sid: inbound.original_replied_message_sid.clone(),
+            profile_name: inbound.profile_name.clone(),
+            has_media: !inbound.media.is_empty(),
+        };
+        let actions = waiter_bot::on_message(&mut dialogue, &bot_input, &ctx);
+        let reask =
+            ChronoDuration::minutes(i64::from(catalog.restaurant.rating_reask_minutes.max(1)));
+        effects
+            .carry_out(tx, actions, Some(message_id), reask)
+            .await?;
+        store::save_dialogue(
+            tx,
+            effects.conversation.id,
+            &serde_json::to_value(&dialogue).unwrap_or_default(),
+        )
+        .await?;
+        Ok(effects.conversation.id)
+    }
+
+    /// Records an opt-out or opt-in of the restaurant's marketing and, when
+    /// it changed something, confirms it once in the customer's language.
+    async fn consent_change(
+        &self,
+        tx: &mut PgConnection,
+        effects: &mut Effects<'_>,
+        m: &CustomerMessage,
+        message_id: Uuid,
+        change: waiter_bot::consent::ConsentChange,
+        catalog: &Catalog,
+    ) -> Result<(), ConversationError> {
+        use waiter_bot::consent::{confirmation, ConsentChange};
+        let words: String = m.inbound.body.trim().chars().take(64).collect();
+        let changed = waiter_migrations::consent::set(
+            tx,
+            m.restaurant_id,
+            &m.customer,
+            change == ConsentChange::OptOut,
+            waiter_migrations::consent::Source::Keyword,
+            Some(&words),
+        )
+        .await?;
+        metrics::counter!("waiter_conversation_consent_changes_total",
+            "change" => if change == ConsentChange::OptOut { "opt_out" } else { "opt_in" },
+            "changed" => if changed { "yes" } else { "no" })
+        .increment(1);
+        if changed {
+            let lang = dialogue_of(&effects.conversation).language(&catalog.info);
+            let text = confirmation(change, lang, &catalog.info);
+            let id = ids::reply(&effects.input_id, effects.replies);
+            effects
+                .send(tx, "bot", id, Some(message_id), &Reply::Text(text))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn inbound_kind(m: &waiter_nats::messages::InboundMessage) -> &'static str {
+    if m.location.is_some() {
+        "location"
+    } else if m.button.is_some() {
+        "button"
+    } else if m.list_reply.is_some() {
+        "list_reply"
+    } else if !m.media.is_empty() {
+        "media"
+    } else {
+        "text"
+    }
+}
