@@ -54,6 +54,9 @@ impl Prober {
                 Answer::Got(code, body)
             }
             Err(e) if e.is_connect() => Answer::Refused,
+            Err(e) if e.is_timeout() => {
+                Answer::Failed(format!("{path} did not answer within {TIMEOUT:?}"))
+            }
             Err(e) => Answer::Failed(e.to_string()),
         }
     }

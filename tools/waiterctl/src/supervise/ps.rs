@@ -142,7 +142,7 @@ async fn collect(run: &RunDir, prober: &Prober, bus: Result<&Bus, &String>) -> R
             Answer::Got(200, _) => vec![],
             Answer::Got(_, body) => why_not_ready(body, &status),
             Answer::Refused => vec!["nothing answers on its ops port".into()],
-            Answer::Failed(e) => vec![format!("no answer: {e}")],
+            Answer::Failed(e) => vec![e.clone()],
         };
         rows.push(Row {
             stage: p.stage.name().to_string(),
