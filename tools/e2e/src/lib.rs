@@ -222,16 +222,7 @@ impl Pipeline {
 
     /// A connected dashboard of restaurant `i`, subscribed to its channels.
     pub async fn dashboard(&self, i: usize) -> waiter_harness::ws::Dashboard {
-        let mut dashboard = waiter_harness::ws::Dashboard::connect(&self.ws_url(), &self.token(i))
-            .await
-            .expect("dashboard connects");
-        dashboard.subscribe(self.restaurants[i].id, None).await;
-        let ack = dashboard
-            .next_json(Duration::from_secs(5))
-            .await
-            .expect("subscribed");
-        assert_eq!(ack["type"], "subscribed", "{ack}");
-        dashboard
+        dashboard(&self.ws_url(), &self.token(i), self.restaurants[i].id).await
     }
 
     /// How many messages a stream holds on `filter` (a subject, wildcards allowed).
@@ -399,4 +390,23 @@ pub async fn lease_owners(bus: &waiter_nats::Bus, group: &str) -> Vec<Option<Str
         );
     }
     owners
+}
+
+/// A dashboard connected to the notifier at `ws_url` with `token`,
+/// subscribed to `restaurant`'s channels.
+pub async fn dashboard(
+    ws_url: &str,
+    token: &str,
+    restaurant: uuid::Uuid,
+) -> waiter_harness::ws::Dashboard {
+    let mut dashboard = waiter_harness::ws::Dashboard::connect(ws_url, token)
+        .await
+        .expect("dashboard connects");
+    dashboard.subscribe(restaurant, None).await;
+    let ack = dashboard
+        .next_json(Duration::from_secs(5))
+        .await
+        .expect("subscribed");
+    assert_eq!(ack["type"], "subscribed", "{ack}");
+    dashboard
 }

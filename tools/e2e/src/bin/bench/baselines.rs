@@ -12,11 +12,72 @@ use std::{
 };
 
 use hdrhistogram::Histogram;
-use twilio_sim::InboundSpec;
-use waiter_e2e::{stages, Pipeline};
+use twilio_sim::{InboundSpec, Simulator};
+use waiter_e2e::stages;
 use warp::Filter;
 
-use crate::hist;
+use crate::{hist, ms};
+
+/// The baselines of one run.
+pub struct Baselines {
+    pub raw: (f64, Histogram<u64>),
+    pub raw_async: (f64, Histogram<u64>),
+    pub raw_in_flight: usize,
+    pub bare: Option<(f64, Histogram<u64>)>,
+}
+
+/// Where the baselines run: a JetStream context (streams named and
+/// subjects prefixed by `prefix`, deleted afterwards) and a simulator that
+/// signs for `account_sid` writing to `number`.
+pub struct Bench<'a> {
+    pub js: &'a async_nats::jetstream::Context,
+    pub prefix: &'a str,
+    pub sim: &'a Simulator,
+    pub account_sid: &'a str,
+    pub number: &'a str,
+}
+
+/// Measures every baseline, printing each as it is known.
+pub async fn measure(
+    at: &Bench<'_>,
+    raw: usize,
+    concurrency: usize,
+    raw_in_flight: usize,
+    bare: usize,
+) -> Baselines {
+    println!(
+        "\n[1/3] baselines: raw JetStream publish, {raw} messages at {concurrency} and at {raw_in_flight} in flight; {bare} posts to a bare warp handler"
+    );
+    let (raw_rate, raw_lat) = raw_publish(at, raw, concurrency).await;
+    println!(
+        "      {raw_rate:.0} msg/s, ack p50 {:.2} ms, p99 {:.2} ms",
+        ms(&raw_lat, 0.5),
+        ms(&raw_lat, 0.99)
+    );
+    let (async_rate, async_lat) = raw_publish(at, raw, raw_in_flight).await;
+    println!(
+        "      {async_rate:.0} msg/s at {raw_in_flight} in flight, ack p50 {:.2} ms, p99 {:.2} ms",
+        ms(&async_lat, 0.5),
+        ms(&async_lat, 0.99)
+    );
+    let bare = match bare {
+        0 => None,
+        n => Some(bare_posts(at, n, concurrency).await),
+    };
+    if let Some((rate, lat)) = &bare {
+        println!(
+            "      bare warp POST {rate:.0} /s, p50 {:.2} ms, p99 {:.2} ms",
+            ms(lat, 0.5),
+            ms(lat, 0.99)
+        );
+    }
+    Baselines {
+        raw: (raw_rate, raw_lat),
+        raw_async: (async_rate, async_lat),
+        raw_in_flight,
+        bare,
+    }
+}
 
 /// `n` jobs, `concurrency` at a time, each timed; returns jobs per second.
 async fn timed<F, Fut>(n: usize, concurrency: usize, job: F) -> (f64, Histogram<u64>)
@@ -59,9 +120,9 @@ where
 /// Raw JetStream: publish `n` payloads of webhook size with a `Nats-Msg-Id`,
 /// `concurrency` at a time, each awaiting its PubAck (what ingest does per
 /// webhook).
-pub async fn raw_publish(p: &Pipeline, n: usize, concurrency: usize) -> (f64, Histogram<u64>) {
-    let js = p.env.bus.bus.jetstream().clone();
-    let ns = p.env.bus.config.namespace.clone();
+async fn raw_publish(at: &Bench<'_>, n: usize, concurrency: usize) -> (f64, Histogram<u64>) {
+    let js = at.js.clone();
+    let ns = at.prefix;
     let name = format!("{}_RAWBENCH{concurrency}", ns.to_uppercase());
     let subject = format!("{ns}.rawbench{concurrency}");
     js.get_or_create_stream(async_nats::jetstream::stream::Config {
@@ -97,7 +158,7 @@ pub async fn raw_publish(p: &Pipeline, n: usize, concurrency: usize) -> (f64, Hi
 /// A warp server answering every POST with `<Response/>`, on one thread
 /// as each stage has, driven with signed webhook forms by the simulator's
 /// client, `concurrency` at a time.
-pub async fn bare_posts(p: &Arc<Pipeline>, n: usize, concurrency: usize) -> (f64, Histogram<u64>) {
+async fn bare_posts(at: &Bench<'_>, n: usize, concurrency: usize) -> (f64, Histogram<u64>) {
     let runtime = stages::runtime("bare-warp");
     let addr = runtime
         .run(async {
@@ -113,17 +174,19 @@ pub async fn bare_posts(p: &Arc<Pipeline>, n: usize, concurrency: usize) -> (f64
         })
         .await;
     let url = format!("http://{addr}/whatsapp/webhook");
-    let pipeline = p.clone();
+    let (sim, account_sid, number) = (
+        at.sim.clone(),
+        at.account_sid.to_string(),
+        at.number.to_string(),
+    );
     let result = timed(n, concurrency, move |i| {
-        let (p, url) = (pipeline.clone(), url.clone());
+        let (sim, url) = (sim.clone(), url.clone());
+        let spec = InboundSpec::text(&account_sid, "whatsapp:+966500000001", &number, "hi");
         async move {
-            let r = p.restaurant(0);
             let sid = format!("SMbare{i:026}");
-            let spec = InboundSpec::text(&r.account_sid, "whatsapp:+966500000001", &r.number, "hi");
             let params = twilio_sim::customer::inbound_params(&spec, &sid);
-            let signature = p.sim.signed_params(&r.account_sid, &url, &params);
-            let answer = p
-                .sim
+            let signature = sim.signed_params(&spec.account_sid, &url, &params);
+            let answer = sim
                 .post_webhook_raw(&url, params, Some(signature))
                 .await
                 .expect("bare post");

@@ -2,7 +2,8 @@
 //! and after the load (thread CPU from `/proc/self/task`, each stage's NATS
 //! connection statistics, the requests each stage's counting proxy saw,
 //! the CPU of each stage's PostgreSQL backends by `application_name`, and
-//! the database's transaction count).
+//! the database's transaction count). In external mode `external_meters`
+//! fills the same reading from the stages' processes instead.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -10,22 +11,23 @@ use sqlx::PgPool;
 use waiter_e2e::{stages, Pipeline};
 
 #[derive(Default, Clone)]
-struct StageReading {
-    cpu: Duration,
-    nats_out: u64,
-    nats_in: u64,
-    round_trips: Option<u64>,
-    backend_cpu: Duration,
+pub struct StageReading {
+    pub cpu: Duration,
+    /// Messages the stage's NATS connection sent and received (unknown
+    /// outside the stage's process).
+    pub nats: Option<(u64, u64)>,
+    pub round_trips: Option<u64>,
+    pub backend_cpu: Duration,
 }
 
 pub struct Reading {
-    stages: BTreeMap<String, StageReading>,
+    pub stages: BTreeMap<String, StageReading>,
     /// Threads that are no stage's: the load generator, the harness.
-    other_cpu: Duration,
-    transactions: i64,
-    nats_server_cpu: Option<Duration>,
-    machine_busy: Duration,
-    machine_total: Duration,
+    pub other_cpu: Duration,
+    pub transactions: i64,
+    pub nats_server_cpu: Option<Duration>,
+    pub machine_busy: Duration,
+    pub machine_total: Duration,
 }
 
 /// The pids of this database's backends, by the stage their pool names.
@@ -44,7 +46,7 @@ async fn backends(pool: &PgPool) -> Vec<(String, u32)> {
     .collect()
 }
 
-fn nats_server_pid() -> Option<u32> {
+pub fn nats_server_pid() -> Option<u32> {
     std::fs::read_dir("/proc")
         .ok()?
         .flatten()
@@ -56,7 +58,7 @@ fn nats_server_pid() -> Option<u32> {
 }
 
 /// Busy and total CPU time of the whole machine (every core).
-fn machine() -> (Duration, Duration) {
+pub fn machine() -> (Duration, Duration) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let Some(cpu) = stat.lines().next() else {
         return Default::default();
@@ -89,7 +91,7 @@ pub async fn read(p: &Pipeline) -> Reading {
     }
     for stage in &p.stages {
         let r = readings.entry(stage.name.to_string()).or_default();
-        (r.nats_out, r.nats_in) = stage.nats_messages();
+        r.nats = Some(stage.nats_messages());
         r.round_trips = stage.db_round_trips();
     }
     for (stage, pid) in backends(p.env.pool()).await {
@@ -97,21 +99,25 @@ pub async fn read(p: &Pipeline) -> Reading {
             readings.entry(stage).or_default().backend_cpu += cpu;
         }
     }
-    let transactions: i64 = sqlx::query_scalar(
-        "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database WHERE datname = current_database()",
-    )
-    .fetch_one(p.env.pool())
-    .await
-    .unwrap_or(0);
     let (machine_busy, machine_total) = machine();
     Reading {
         stages: readings,
         other_cpu,
-        transactions,
+        transactions: transactions(p.env.pool()).await,
         nats_server_cpu: nats_server_pid().and_then(stages::process_cpu),
         machine_busy,
         machine_total,
     }
+}
+
+/// Transactions committed or rolled back in the pool's database so far.
+pub async fn transactions(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap_or(0)
 }
 
 /// Prints the per-hop table for `messages` answered messages.
@@ -131,16 +137,23 @@ pub fn report(before: &Reading, after: &Reading, messages: usize) {
         let backend = a.backend_cpu.saturating_sub(b.backend_cpu);
         total_cpu += cpu;
         total_backend += backend;
-        let trips = match (a.round_trips, b.round_trips) {
-            (Some(a), Some(b)) => format!("{:.1}", (a - b) as f64 / n),
+        let per_message = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => format!("{:.1}", a.saturating_sub(b) as f64 / n),
             _ => "-".into(),
         };
+        let trips = per_message(a.round_trips, b.round_trips);
+        let nats_out = per_message(a.nats.map(|m| m.0), b.nats.map(|m| m.0));
+        let nats_in = per_message(a.nats.map(|m| m.1), b.nats.map(|m| m.1));
         println!(
-            "    {name:<14} {:>9.3} {:>10.1} {:>10.1} {trips:>12} {:>13.3}",
+            "    {name:<14} {:>9.3} {nats_out:>10} {nats_in:>10} {trips:>12} {:>13.3}",
             per(cpu),
-            (a.nats_out - b.nats_out) as f64 / n,
-            (a.nats_in - b.nats_in) as f64 / n,
             per(backend),
+        );
+    }
+    if after.stages.values().any(|s| s.nats.is_none()) {
+        println!(
+            "    (-: NATS messages per stage and database round trips are not available externally: \
+             they are counted on each stage's connection and by --round-trips' proxy, in-process only)"
         );
     }
     let other = after.other_cpu.saturating_sub(before.other_cpu);
