@@ -137,6 +137,23 @@ impl Ports {
         base + REPLICA_PORT_STRIDE * (n.saturating_sub(1) as u16)
     }
 
+    /// The defaults the flags have, for tests that need a plan.
+    #[cfg(test)]
+    pub(crate) fn defaults() -> Ports {
+        Ports {
+            ingest_port: 8080,
+            notifier_port: 8090,
+            sim_port: 3999,
+            router_ops_port: 9101,
+            conversation_ops_port: 9102,
+            order_ops_port: 9103,
+            outbound_ops_port: 9104,
+            ingest_ops_port: 9105,
+            notifier_ops_port: 9106,
+            public_url: None,
+        }
+    }
+
     pub fn public_url(&self) -> String {
         self.public_url
             .clone()
@@ -277,24 +294,9 @@ impl RunDir {
 mod tests {
     use super::*;
 
-    fn ports() -> Ports {
-        Ports {
-            ingest_port: 8080,
-            notifier_port: 8090,
-            sim_port: 3999,
-            router_ops_port: 9101,
-            conversation_ops_port: 9102,
-            order_ops_port: 9103,
-            outbound_ops_port: 9104,
-            ingest_ops_port: 9105,
-            notifier_ops_port: 9106,
-            public_url: None,
-        }
-    }
-
     #[test]
     fn replicas_of_different_stages_never_share_an_ops_port() {
-        let ports = ports();
+        let ports = Ports::defaults();
         let mut seen = std::collections::HashSet::new();
         for stage in Stage::START_ORDER.into_iter().filter(|s| s.scalable()) {
             for n in 1..=MAX_REPLICAS {
@@ -306,7 +308,7 @@ mod tests {
 
     #[test]
     fn only_the_first_replica_claims_the_shared_public_port() {
-        let ports = ports();
+        let ports = Ports::defaults();
         assert_eq!(ports.ports_of(Stage::Ingest, 1), [9105, 8080]);
         assert_eq!(ports.ports_of(Stage::Ingest, 2), [9115]);
         let demo = Demo {

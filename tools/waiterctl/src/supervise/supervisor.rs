@@ -386,18 +386,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let supervisor = Supervisor::new(Launch {
             run: RunDir::new(dir.path()),
-            ports: Ports {
-                ingest_port: 8080,
-                notifier_port: 8090,
-                sim_port: 3999,
-                router_ops_port: 9101,
-                conversation_ops_port: 9102,
-                order_ops_port: 9103,
-                outbound_ops_port: 9104,
-                ingest_ops_port: 9105,
-                notifier_ops_port: 9106,
-                public_url: None,
-            },
+            ports: Ports::defaults(),
             demo: Demo {
                 number: "whatsapp:+1".into(),
                 account_sid: "AC1".into(),
