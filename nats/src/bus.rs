@@ -34,6 +34,19 @@ pub struct EncodedMessage {
     pub payload: Vec<u8>,
 }
 
+impl EncodedMessage {
+    /// `envelope` encoded for `subject`, to publish in a batch.
+    pub fn of<T: Payload>(subject: String, envelope: &Envelope<T>) -> Result<Self, BusError> {
+        Ok(Self {
+            subject,
+            payload: envelope.encode()?,
+            msg_id: envelope.id.clone(),
+            trace_id: envelope.trace_id.clone(),
+            kind: T::KIND.to_string(),
+        })
+    }
+}
+
 /// Where JetStream stored a publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Published {

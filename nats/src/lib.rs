@@ -34,5 +34,5 @@ pub use partition::partition_of;
 pub use topology::{StreamKind, Topology};
 pub use worker::{
     Batch, BatchHandler, Delivery, Failure, FailureClass, Handler, Incoming, LaneHandler,
-    LetterContext, Outcome, Worker, WorkerStatus,
+    LetterContext, Outcome, SharedBatchHandler, Worker, WorkerStatus,
 };

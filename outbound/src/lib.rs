@@ -359,7 +359,7 @@ pub async fn start(
         );
         let (worker, shutdown) = (worker.clone(), shutdown.clone());
         tasks.spawn(async move {
-            if let Err(e) = worker.run_shared(spec, statuses, shutdown).await {
+            if let Err(e) = worker.run_shared_batches(spec, statuses, shutdown).await {
                 tracing::error!(error = %e, "status worker stopped");
             }
         });

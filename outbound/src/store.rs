@@ -224,6 +224,50 @@ pub async fn apply_status(
     .await
 }
 
+/// One status callback to apply, as [`apply_statuses`] takes them.
+#[derive(Debug, Clone)]
+pub struct StatusUpdate<'a> {
+    pub wa_sid: &'a str,
+    pub account_sid: &'a str,
+    pub status: &'a str,
+    pub rank: i32,
+    pub error_code: Option<&'a str>,
+    pub error_message: Option<&'a str>,
+}
+
+/// [`apply_status`] for several callbacks in one statement. The sids must
+/// be distinct (an `UPDATE … FROM` uses only one input row per target
+/// row). Returns the changes made, by sid; a callback without one was
+/// not news or names no message of its account.
+pub async fn apply_statuses(
+    pool: &PgPool,
+    updates: &[StatusUpdate<'_>],
+) -> Result<Vec<StatusChange>, sqlx::Error> {
+    let column = |f: fn(&StatusUpdate<'_>) -> Option<String>| -> Vec<Option<String>> {
+        updates.iter().map(f).collect()
+    };
+    let ranks: Vec<i32> = updates.iter().map(|u| u.rank).collect();
+    sqlx::query_as(&format!(
+        "UPDATE messages m SET status = u.status, status_rank = u.rank, \
+            error_code = COALESCE(u.error_code, m.error_code), \
+            error_message = COALESCE(u.error_message, m.error_message), updated_at = now() \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::text[], $6::text[]) \
+                AS u(wa_sid, account_sid, status, rank, error_code, error_message), \
+              restaurants r \
+         WHERE m.wa_sid = u.wa_sid AND m.direction = 'out' AND m.status_rank < u.rank \
+           AND r.id = m.restaurant_id AND r.twilio_account_sid = u.account_sid \
+         RETURNING {CHANGE_COLUMNS}"
+    ))
+    .bind(column(|u| Some(u.wa_sid.to_string())))
+    .bind(column(|u| Some(u.account_sid.to_string())))
+    .bind(column(|u| Some(u.status.to_string())))
+    .bind(ranks)
+    .bind(column(|u| u.error_code.map(str::to_string)))
+    .bind(column(|u| u.error_message.map(str::to_string)))
+    .fetch_all(pool)
+    .await
+}
+
 /// Where a row stands when a callback changed nothing.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CurrentStatus {

@@ -804,6 +804,56 @@ async fn status_callbacks_apply_monotonically_and_announce_each_change_once() {
     assert_eq!(failed["error_code"], "63024");
 }
 
+/// Callbacks that arrive together are applied as one window (one
+/// statement per round): every transition of every message is applied
+/// and announced once, lowest status first, whatever order they came in.
+#[tokio::test]
+async fn a_burst_of_callbacks_is_applied_together_and_every_change_is_announced() {
+    let f = Fixture::new().await;
+    f.bus()
+        .ensure_streams(&[StreamKind::Ingest, StreamKind::Events])
+        .await
+        .unwrap();
+    let (c, d) = (Uuid::new_v4(), Uuid::new_v4());
+    let sid_c = format!("SM{}", Uuid::new_v4().simple());
+    let sid_d = format!("SM{}", Uuid::new_v4().simple());
+    insert_row(&f, c, "c", "queued", 1, Some(&sid_c)).await;
+    insert_row(&f, d, "d", "queued", 1, Some(&sid_d)).await;
+    // All waiting before the stage starts, so its first window holds them.
+    for (sid, status) in [
+        (&sid_c, "read"),
+        (&sid_d, "sent"),
+        (&sid_c, "sent"),
+        (&sid_c, "delivered"),
+        (&sid_d, "delivered"),
+        (&sid_c, "undelivered-ish"),
+    ] {
+        f.callback(&format!("{sid}:{status}"), sid, status, None)
+            .await;
+    }
+    f.start(f.config()).await;
+    f.drained(StreamKind::Ingest, "outbound-status").await;
+
+    assert_eq!(f.row(c).await.0, "read");
+    assert_eq!(f.row(d).await.0, "delivered");
+    let events = f.events("message.status").await;
+    let of = |sid: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e.body.data["wa_sid"] == sid)
+            .map(|e| {
+                e.body.data["status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(of(&sid_c), ["sent", "delivered", "read"]);
+    assert_eq!(of(&sid_d), ["sent", "delivered"]);
+    assert_eq!(events.len(), 5, "each change announced once");
+}
+
 #[tokio::test]
 async fn a_callback_that_overtakes_the_sid_is_applied_once_the_sid_is_recorded() {
     let f = Fixture::new().await;

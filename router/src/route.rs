@@ -8,7 +8,7 @@ use waiter_migrations::Restaurant;
 use waiter_nats::{
     messages::{ConversationInput, CustomerMessage, InboundMessage, WebhookOutcome},
     worker::LimitShare,
-    Bus, BusError, EncodedMessage, Envelope, Failure, LetterContext, Outcome, Payload,
+    Bus, BusError, EncodedMessage, Envelope, Failure, LetterContext, Outcome,
 };
 
 use crate::{audit::AuditRecord, limits::InboundLimits};
@@ -249,12 +249,6 @@ impl Router {
             inbound: message.clone(),
         }));
         let forward = envelope.follow(message.message_sid.clone(), input);
-        Ok(EncodedMessage {
-            subject: topology.conversation(partition),
-            payload: forward.encode()?,
-            msg_id: forward.id,
-            trace_id: forward.trace_id,
-            kind: ConversationInput::KIND.to_string(),
-        })
+        EncodedMessage::of(topology.conversation(partition), &forward)
     }
 }

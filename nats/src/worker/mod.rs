@@ -17,8 +17,12 @@
 //!   replies). Keys run concurrently (up to `WORKER_LANES` per partition),
 //!   each message acknowledged on its own ([`LaneHandler`]).
 //! - [`Worker::run_shared`]: a shared durable consumer every replica pulls
-//!   from, for messages whose order does not matter (status callbacks,
-//!   the audit of refused webhooks).
+//!   from, for messages whose order does not matter (the audit of refused
+//!   webhooks), each handled on its own, up to `max_ack_pending` at once.
+//! - [`Worker::run_shared_batches`]: the same consumer, its due messages
+//!   handed over all at once ([`SharedBatchHandler`]) so they can be
+//!   applied in one statement (status callbacks); each outcome is settled
+//!   on its own.
 //!
 //! Each returns when `shutdown` fires, after finishing what is in flight,
 //! handing back the rest (nak, in stream order) and releasing its leases,
@@ -102,6 +106,7 @@ mod lease;
 mod ordered;
 pub mod outcome;
 pub mod policy;
+mod shared;
 mod status;
 
 use std::{future::Future, hash::Hash, sync::Arc};
@@ -223,6 +228,21 @@ impl<H: Handler> BatchHandler for H {
         }
         outcomes
     }
+}
+
+/// A stage's logic for a window of a shared consumer's messages, which
+/// need no order between them.
+///
+/// Returns one outcome per message, in the order given; each is settled
+/// on its own (a `Retry` holds back only its own message). Messages left
+/// without an outcome are retried in place.
+pub trait SharedBatchHandler: Send + Sync + 'static {
+    type Message: Payload;
+
+    fn handle_shared(
+        &self,
+        messages: Vec<Incoming<Self::Message>>,
+    ) -> impl Future<Output = Vec<Outcome>> + Send;
 }
 
 /// A [`Handler`] whose messages need order only per key.
@@ -363,6 +383,28 @@ impl Worker {
             bound: spec.max_ack_pending.max(1) as usize,
             keyed: false,
         };
+        self.shared(spec, engine, shutdown).await
+    }
+
+    /// Runs `handler` over a shared consumer like [`Self::run_shared`], but
+    /// hands it every due message it holds (up to `spec.max_ack_pending`)
+    /// as one batch.
+    pub async fn run_shared_batches<H: SharedBatchHandler>(
+        &self,
+        spec: ConsumerSpec,
+        handler: Arc<H>,
+        shutdown: CancellationToken,
+    ) -> Result<(), BusError> {
+        self.shared(spec, shared::SharedBatches { handler }, shutdown)
+            .await
+    }
+
+    async fn shared<E: engine::Engine>(
+        &self,
+        spec: ConsumerSpec,
+        engine: E,
+        shutdown: CancellationToken,
+    ) -> Result<(), BusError> {
         let _lag = self.report_lag(spec.stream, vec![spec.durable.clone()]);
         group::run_shared(
             self.bus.clone(),
