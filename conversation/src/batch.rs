@@ -1,13 +1,14 @@
 //! A window of one partition's inputs in one transaction.
 //!
 //! Each input runs under a savepoint of its own: one that fails is rolled
-//! back alone and ends the batch with its own outcome, while the inputs
-//! before it commit. The dedup (`applied_inputs`) and the outbox are the
-//! per-input ones; what the batch shares is the transaction (one commit
-//! instead of one per input) and the outbox work: the effects a crashed
-//! predecessor left are published before the batch, and the batch's own
-//! after its commit, each as one query and one publish whose PubAcks are
-//! awaited together, before any input is acknowledged.
+//! back alone (with the effects it staged) and ends the batch with its own
+//! outcome, while the inputs before it commit. The dedup
+//! (`applied_inputs`) is the per-input one; what the batch shares is the
+//! transaction (one commit instead of one per input) and the outbox work:
+//! the effects a crashed predecessor left are published before the batch
+//! (one query), the batch's own are staged in memory, written in one
+//! statement before the commit and published from memory after it, their
+//! PubAcks awaited together, before any input is acknowledged.
 
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use waiter_nats::{
 
 use crate::{
     catalog::Catalog,
-    handler::{ConversationError, Conversations},
+    handler::{ConversationError, Conversations, Tx},
 };
 
 fn failed(input: &ConversationInput, e: impl Into<Failure>) -> Outcome {
@@ -58,7 +59,7 @@ impl BatchHandler for Conversations {
                 }
             }
         }
-        let mut outcomes = match self.apply_all(&batch, &prepared).await {
+        let (mut outcomes, staged) = match self.apply_all(&batch, &prepared).await {
             Ok(applied) => applied,
             Err(e) => return vec![failed(first, e)],
         };
@@ -69,61 +70,103 @@ impl BatchHandler for Conversations {
             // Nothing committed (or only the first input failed).
             return outcomes;
         }
-        match outbox::flush_all(&self.pool, &self.bus, &aggregates).await {
+        match staged.publish(&self.pool, &self.bus).await {
             Ok(_) => outcomes,
+            // What stays unpublished goes out before these inputs' retry.
             Err(e) => vec![failed(first, e)],
         }
     }
 }
 
 impl Conversations {
-    /// Applies `prepared` in one transaction, a savepoint per input. Returns
-    /// `Ack` for every input committed (applied or found applied before),
-    /// then the outcome of the input that failed, if one did. An error is
-    /// one of the transaction itself: nothing was committed.
+    /// Applies `prepared` in one transaction. Returns `Ack` for every input
+    /// committed (applied or found applied before), then the outcome of the
+    /// input that failed, if one did, with the effects the committed inputs
+    /// staged (written, not yet published). An error is one of the
+    /// transaction itself: nothing was committed.
+    ///
+    /// Most windows apply cleanly, so they are first tried without a
+    /// savepoint per input (each costs a round trip, and PostgreSQL a
+    /// subtransaction). If an input fails that way nothing is committed,
+    /// and the window runs again with a savepoint per input, which commits
+    /// the inputs before the failing one and ends there.
     async fn apply_all(
         &self,
         batch: &Batch<ConversationInput>,
         prepared: &[(&Envelope<ConversationInput>, Option<Arc<Catalog>>)],
-    ) -> Result<Vec<Outcome>, ConversationError> {
-        let mut outcomes = Vec::with_capacity(prepared.len());
+    ) -> Result<(Vec<Outcome>, outbox::Staged), ConversationError> {
         if prepared.is_empty() {
-            return Ok(outcomes);
+            return Ok((vec![], outbox::Staged::default()));
         }
-        let mut tx = self.pool.begin().await?;
+        if prepared.len() > 1 {
+            if let Some(applied) = self.apply_window(batch, prepared, false).await? {
+                return Ok(applied);
+            }
+            metrics::counter!("waiter_conversation_window_retries_total").increment(1);
+        }
+        Ok(self
+            .apply_window(batch, prepared, true)
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// One try of [`Self::apply_all`]; `None` when an input failed without
+    /// savepoints (rolled back, nothing committed).
+    async fn apply_window(
+        &self,
+        batch: &Batch<ConversationInput>,
+        prepared: &[(&Envelope<ConversationInput>, Option<Arc<Catalog>>)],
+        savepoints: bool,
+    ) -> Result<Option<(Vec<Outcome>, outbox::Staged)>, ConversationError> {
+        // A lone input needs none: its failure rolls back everything anyway.
+        let savepoints = savepoints && prepared.len() > 1;
+        let mut outcomes = Vec::with_capacity(prepared.len());
+        let mut tx = Tx {
+            conn: self.pool.begin().await?,
+            outbox: outbox::Staged::default(),
+        };
         let mut duplicates = 0;
         for (n, (envelope, catalog)) in prepared.iter().enumerate() {
-            // One round trip: the previous input's savepoint is kept.
-            let mark = if n == 0 {
-                "SAVEPOINT input"
-            } else {
-                "RELEASE SAVEPOINT input; SAVEPOINT input"
-            };
-            simple(&mut tx, mark).await?;
+            if savepoints {
+                // One round trip: the previous input's savepoint is kept.
+                let mark = if n == 0 {
+                    "SAVEPOINT input"
+                } else {
+                    "RELEASE SAVEPOINT input; SAVEPOINT input"
+                };
+                simple(&mut tx, mark).await?;
+            }
+            let staged_before = tx.outbox.len();
             match self.apply_in(&mut tx, envelope, catalog.clone()).await {
                 Ok(applied) => {
                     duplicates += usize::from(!applied);
                     outcomes.push(Outcome::Ack);
                 }
+                Err(_) if !savepoints && prepared.len() > 1 => return Ok(None),
                 Err(e) => {
-                    simple(&mut tx, "ROLLBACK TO SAVEPOINT input").await?;
+                    if savepoints {
+                        simple(&mut tx, "ROLLBACK TO SAVEPOINT input").await?;
+                        tx.outbox.truncate(staged_before);
+                    }
                     outcomes.push(failed(&envelope.body, e));
                     break;
                 }
             }
         }
         if outcomes.first() != Some(&Outcome::Ack) {
-            return Ok(outcomes);
+            return Ok(Some((outcomes, outbox::Staged::default())));
         }
+        tx.outbox.write(&mut tx.conn).await?;
         if !batch.still_held() {
             // A successor may already have applied these: leave them to it.
-            return Ok(vec![]);
+            return Ok(Some((vec![], outbox::Staged::default())));
         }
-        tx.commit().await?;
+        let Tx { conn, outbox } = tx;
+        conn.commit().await?;
         if duplicates > 0 {
             metrics::counter!("waiter_conversation_duplicates_total").increment(duplicates as u64);
         }
-        Ok(outcomes)
+        Ok(Some((outcomes, outbox)))
     }
 }
 

@@ -101,23 +101,6 @@ pub async fn lock(
     .await
 }
 
-/// Counts an inbound message on its conversation.
-pub async fn record_inbound(
-    tx: &mut PgConnection,
-    id: Uuid,
-    at: DateTime<Utc>,
-) -> Result<ConversationRow, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "UPDATE conversations SET unread_count = unread_count + 1, \
-            last_message_at = GREATEST(last_message_at, $2), last_inbound_at = GREATEST(last_inbound_at, $2) \
-         WHERE id = $1 RETURNING {CONVERSATION}"
-    ))
-    .bind(id)
-    .bind(at)
-    .fetch_one(&mut *tx)
-    .await
-}
-
 pub async fn touch(tx: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE conversations SET last_message_at = now() WHERE id = $1")
         .bind(id)
@@ -126,16 +109,24 @@ pub async fn touch(tx: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Stores the dialogue; `touched`: a message was sent since the
+/// conversation's `last_message_at` was last written (see [`touch`]).
 pub async fn save_dialogue(
     tx: &mut PgConnection,
     id: Uuid,
     dialogue: &serde_json::Value,
+    touched: bool,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE conversations SET dialogue = $2 WHERE id = $1")
-        .bind(id)
-        .bind(dialogue)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE conversations SET dialogue = $2, \
+            last_message_at = CASE WHEN $3 THEN now() ELSE last_message_at END \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(dialogue)
+    .bind(touched)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -219,27 +210,92 @@ pub async fn insert_message(
     tx: &mut PgConnection,
     m: NewMessage<'_>,
 ) -> Result<Option<MessageRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "INSERT INTO messages (id, restaurant_id, conversation_id, wa_sid, direction, author, kind, body, \
-            payload, status, limited_reason, reply_to, reply_index) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-         ON CONFLICT DO NOTHING RETURNING {MESSAGE}"
-    ))
-    .bind(m.id)
-    .bind(m.restaurant_id)
-    .bind(m.conversation_id)
-    .bind(m.wa_sid)
-    .bind(m.direction)
-    .bind(m.author)
-    .bind(m.kind)
-    .bind(m.body)
-    .bind(m.payload)
-    .bind(m.status)
-    .bind(m.limited_reason)
-    .bind(m.reply_to)
-    .bind(m.reply_index)
-    .fetch_optional(&mut *tx)
-    .await
+    let sql = format!("{INSERT_MESSAGE} RETURNING {MESSAGE}");
+    bind_message(sqlx::query_as(&sql), m)
+        .fetch_optional(&mut *tx)
+        .await
+}
+
+/// A query that inserts a message.
+type Insert<'q, O> = sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>;
+
+const INSERT_MESSAGE: &str =
+    "INSERT INTO messages (id, restaurant_id, conversation_id, wa_sid, direction, author, kind, \
+        body, payload, status, limited_reason, reply_to, reply_index) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING";
+
+/// The thirteen values of `INSERT_MESSAGE`, in its order.
+fn bind_message<'q, O>(query: Insert<'q, O>, m: NewMessage<'q>) -> Insert<'q, O> {
+    query
+        .bind(m.id)
+        .bind(m.restaurant_id)
+        .bind(m.conversation_id)
+        .bind(m.wa_sid)
+        .bind(m.direction)
+        .bind(m.author)
+        .bind(m.kind)
+        .bind(m.body)
+        .bind(m.payload)
+        .bind(m.status)
+        .bind(m.limited_reason)
+        .bind(m.reply_to)
+        .bind(m.reply_index)
+}
+
+/// An inbound message stored and the conversation as it counted it.
+#[derive(sqlx::FromRow)]
+struct Counted {
+    #[sqlx(flatten)]
+    message: MessageRow,
+    customer: String,
+    customer_name: Option<String>,
+    unread_count: i32,
+    bot_active: bool,
+    bot_paused_at: Option<DateTime<Utc>>,
+    dialogue: serde_json::Value,
+    last_message_at: Option<DateTime<Utc>>,
+    last_inbound_at: Option<DateTime<Utc>>,
+}
+
+/// Stores an inbound message once and, when it is new, counts it on its
+/// conversation (unread, last message and last inbound times) in the
+/// same statement. `None` if a message with this id or Twilio sid is
+/// already stored (the conversation is then unchanged).
+pub async fn insert_inbound(
+    tx: &mut PgConnection,
+    m: NewMessage<'_>,
+    at: DateTime<Utc>,
+) -> Result<Option<(MessageRow, ConversationRow)>, sqlx::Error> {
+    let sql = format!(
+        "WITH m AS ({INSERT_MESSAGE} RETURNING {MESSAGE}), \
+         c AS ( \
+            UPDATE conversations SET unread_count = unread_count + 1, \
+                last_message_at = GREATEST(last_message_at, $14), \
+                last_inbound_at = GREATEST(last_inbound_at, $14) \
+            WHERE id = $3 AND EXISTS (SELECT 1 FROM m) \
+            RETURNING customer, customer_name, unread_count, bot_active, bot_paused_at, dialogue, \
+                last_message_at, last_inbound_at) \
+         SELECT m.*, c.* FROM m CROSS JOIN c"
+    );
+    let counted: Option<Counted> = bind_message(sqlx::query_as(&sql), m)
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await?;
+    Ok(counted.map(|c| {
+        let conversation = ConversationRow {
+            id: c.message.conversation_id,
+            restaurant_id: c.message.restaurant_id,
+            customer: c.customer,
+            customer_name: c.customer_name,
+            unread_count: c.unread_count,
+            bot_active: c.bot_active,
+            bot_paused_at: c.bot_paused_at,
+            dialogue: c.dialogue,
+            last_message_at: c.last_message_at,
+            last_inbound_at: c.last_inbound_at,
+        };
+        (c.message, conversation)
+    }))
 }
 
 /// Keeps the body exactly as the customer sent it, when the visible body

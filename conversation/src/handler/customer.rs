@@ -1,8 +1,8 @@
 //! A customer's message: stored once, STOP and START honoured, then handed
 //! to the bot unless staff are answering.
 
+use super::Tx;
 use chrono::{Duration as ChronoDuration, Utc};
-use sqlx::PgConnection;
 use uuid::Uuid;
 use waiter_bot::{Inbound, Reply};
 use waiter_nats::{
@@ -24,7 +24,7 @@ use crate::{
 impl Conversations {
     pub(super) async fn customer_message(
         &self,
-        tx: &mut PgConnection,
+        tx: &mut Tx,
         envelope: &Envelope<ConversationInput>,
         m: &CustomerMessage,
         catalog: &Catalog,
@@ -48,7 +48,7 @@ impl Conversations {
             "original_replied_message_sid": inbound.original_replied_message_sid,
             "referral": inbound.referral,
         });
-        let stored = store::insert_message(
+        let stored = store::insert_inbound(
             tx,
             NewMessage {
                 id: message_id,
@@ -65,9 +65,10 @@ impl Conversations {
                 reply_to: None,
                 reply_index: 0,
             },
+            inbound.received_at,
         )
         .await?;
-        let Some(stored) = stored else {
+        let Some((stored, conversation)) = stored else {
             // Stored under another envelope id (an operator replay): once is enough.
             return Ok(conversation.id);
         };
@@ -79,7 +80,6 @@ impl Conversations {
                     "the original body is not base64; only the visible body is kept"),
             }
         }
-        let conversation = store::record_inbound(tx, conversation.id, inbound.received_at).await?;
         let mut effects = Effects::new(&self.bus, envelope, conversation);
         effects
             .event(
@@ -150,6 +150,7 @@ impl Conversations {
         let actions = waiter_bot::on_message(&mut dialogue, &bot_input, &ctx);
         let reask =
             ChronoDuration::minutes(i64::from(catalog.restaurant.rating_reask_minutes.max(1)));
+        effects.touch_with_dialogue = true;
         effects
             .carry_out(tx, actions, Some(message_id), reask)
             .await?;
@@ -157,6 +158,7 @@ impl Conversations {
             tx,
             effects.conversation.id,
             &serde_json::to_value(&dialogue).unwrap_or_default(),
+            effects.touched,
         )
         .await?;
         Ok(effects.conversation.id)
@@ -166,7 +168,7 @@ impl Conversations {
     /// it changed something, confirms it once in the customer's language.
     async fn consent_change(
         &self,
-        tx: &mut PgConnection,
+        tx: &mut Tx,
         effects: &mut Effects<'_>,
         m: &CustomerMessage,
         message_id: Uuid,

@@ -1,8 +1,8 @@
 //! What a decision causes: the outbox rows one input's transaction stages
 //! (dashboard events, outgoing messages and their sends, order commands, notes).
 
+use super::Tx;
 use chrono::{Duration as ChronoDuration, Utc};
-use sqlx::PgConnection;
 use uuid::Uuid;
 use waiter_bot::{Action, Reply};
 use waiter_nats::{
@@ -11,7 +11,7 @@ use waiter_nats::{
         Actor, CartLine, ConversationInput, OrderAction, OrderCommand, OrderStatus,
         OutboundContent, OutboundMessage,
     },
-    outbox::{self, OutboxError},
+    outbox::OutboxError,
     Bus, Envelope, Payload,
 };
 
@@ -31,6 +31,12 @@ pub(super) struct Effects<'a> {
     /// conversation but travels with the customer's effects.
     pub(super) aggregate: Uuid,
     pub(super) replies: usize,
+    /// Set by a caller that saves the dialogue after its sends: the sends
+    /// leave `last_message_at` to that one statement ([`Self::touched`])
+    /// instead of an `UPDATE` each.
+    pub(super) touch_with_dialogue: bool,
+    /// A send happened whose `last_message_at` is not written yet.
+    pub(super) touched: bool,
 }
 
 impl<'a> Effects<'a> {
@@ -47,24 +53,25 @@ impl<'a> Effects<'a> {
             aggregate: conversation.id,
             conversation,
             replies: 0,
+            touch_with_dialogue: false,
+            touched: false,
         }
     }
 
-    async fn stage<T: Payload>(
+    fn stage<T: Payload>(
         &self,
-        tx: &mut PgConnection,
+        tx: &mut Tx,
         id: String,
         subject: String,
         body: T,
     ) -> Result<(), OutboxError> {
         let envelope = Envelope::new(id, self.trace_id.clone(), body);
-        outbox::stage(tx, self.aggregate, subject, &envelope).await?;
-        Ok(())
+        tx.outbox.push(self.aggregate, subject, &envelope)
     }
 
     pub(super) async fn event(
         &self,
-        tx: &mut PgConnection,
+        tx: &mut Tx,
         event_type: EventType,
         key: &str,
         data: impl serde::Serialize,
@@ -72,15 +79,10 @@ impl<'a> Effects<'a> {
         let event = DashboardEvent::new(self.conversation.restaurant_id, event_type, data);
         let subject = event.subject(self.bus.topology());
         self.stage(tx, format!("{}:{key}", event_type.as_str()), subject, event)
-            .await
     }
 
     /// Tells dashboards the conversation changed (unread, bot, last message).
-    pub(super) async fn announce(
-        &self,
-        tx: &mut PgConnection,
-        key: &str,
-    ) -> Result<(), OutboxError> {
+    pub(super) async fn announce(&self, tx: &mut Tx, key: &str) -> Result<(), OutboxError> {
         let view = self.conversation.view();
         self.event(tx, EventType::ConversationUpdated, key, view)
             .await
@@ -89,7 +91,7 @@ impl<'a> Effects<'a> {
     /// Records an outgoing message and stages its send.
     pub(super) async fn send(
         &mut self,
-        tx: &mut PgConnection,
+        tx: &mut Tx,
         author: &str,
         id: Uuid,
         reply_to: Option<Uuid>,
@@ -137,15 +139,18 @@ impl<'a> Effects<'a> {
             format!("outbound:{id}"),
             topology.outbound(partition),
             outbound,
-        )
-        .await?;
-        store::touch(tx, self.conversation.id).await?;
+        )?;
+        if self.touch_with_dialogue {
+            self.touched = true;
+        } else {
+            store::touch(tx, self.conversation.id).await?;
+        }
         Ok(())
     }
 
     async fn order_command(
         &self,
-        tx: &mut PgConnection,
+        tx: &mut Tx,
         what: &str,
         order_id: Uuid,
         action: OrderAction,
@@ -162,14 +167,13 @@ impl<'a> Effects<'a> {
         let topology = self.bus.topology();
         let subject = topology.order_command(topology.order_partition(&order_id));
         self.stage(tx, format!("order-command:{command_id}"), subject, command)
-            .await
     }
 
     /// Records, as a note on the conversation, a message the bot chose not
     /// to send (outside the 24-hour window with no approved template).
     async fn note(
         &mut self,
-        tx: &mut PgConnection,
+        tx: &mut Tx,
         what: &str,
         text: String,
     ) -> Result<(), ConversationError> {
@@ -208,7 +212,7 @@ impl<'a> Effects<'a> {
     /// Carries out what the bot decided.
     pub(super) async fn carry_out(
         &mut self,
-        tx: &mut PgConnection,
+        tx: &mut Tx,
         actions: Vec<Action>,
         reply_to: Option<Uuid>,
         reask_after: ChronoDuration,
@@ -269,6 +273,10 @@ impl<'a> Effects<'a> {
                     .await?;
                 }
                 Action::Handoff => {
+                    if std::mem::take(&mut self.touched) {
+                        // The dashboards hear the conversation as it is now.
+                        store::touch(tx, self.conversation.id).await?;
+                    }
                     self.conversation = store::set_bot(tx, self.conversation.id, false).await?;
                     self.announce(tx, &format!("{}:handoff", self.input_id))
                         .await?;

@@ -14,7 +14,7 @@ mod ticket;
 
 use std::sync::Arc;
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 use waiter_nats::{
     messages::ConversationInput,
@@ -51,6 +51,28 @@ impl From<ConversationError> for Failure {
     }
 }
 
+/// A window's transaction and the effects its inputs staged, written to
+/// the outbox in one statement before it commits. Every query of the
+/// handlers runs on it as on a connection.
+pub(crate) struct Tx {
+    pub(crate) conn: Transaction<'static, Postgres>,
+    pub(crate) outbox: outbox::Staged,
+}
+
+impl std::ops::Deref for Tx {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+}
+
 pub struct Conversations {
     pub(crate) bus: Bus,
     pub(crate) pool: PgPool,
@@ -60,7 +82,7 @@ pub struct Conversations {
 /// A conversation an input names; one that does not exist (or is another
 /// restaurant's) makes the input permanently invalid.
 async fn existing(
-    tx: &mut PgConnection,
+    tx: &mut Tx,
     restaurant_id: Uuid,
     id: Uuid,
 ) -> Result<ConversationRow, ConversationError> {
@@ -105,7 +127,7 @@ impl Conversations {
     /// nothing was changed.
     pub(crate) async fn apply_in(
         &self,
-        tx: &mut PgConnection,
+        tx: &mut Tx,
         envelope: &Envelope<ConversationInput>,
         catalog: Option<Arc<Catalog>>,
     ) -> Result<bool, ConversationError> {

@@ -1,8 +1,8 @@
 //! The order stage's news of an order: the bot tells the customer of a change
 //! or a refusal, and a confirmed order's ticket goes to the staff number.
 
+use super::Tx;
 use chrono::{Duration as ChronoDuration, Utc};
-use sqlx::PgConnection;
 use uuid::Uuid;
 use waiter_bot::{Dialogue, OrderUpdate, Reply};
 use waiter_nats::{
@@ -23,7 +23,7 @@ use crate::{
 impl Conversations {
     pub(super) async fn order_changed(
         &self,
-        tx: &mut PgConnection,
+        tx: &mut Tx,
         envelope: &Envelope<ConversationInput>,
         n: &OrderNotice,
         catalog: &Catalog,
@@ -61,7 +61,7 @@ impl Conversations {
     /// dialogue, carries out its actions and stores the dialogue again.
     async fn decide<'b>(
         &'b self,
-        tx: &mut PgConnection,
+        tx: &mut Tx,
         envelope: &Envelope<ConversationInput>,
         conversation: ConversationRow,
         catalog: &Catalog,
@@ -74,7 +74,10 @@ impl Conversations {
             conversation.last_inbound_at,
         );
         let actions = decide(&mut dialogue, &ctx);
-        let mut effects = Effects::new(&self.bus, envelope, conversation);
+        let mut effects = Effects {
+            touch_with_dialogue: true,
+            ..Effects::new(&self.bus, envelope, conversation)
+        };
         let reask =
             ChronoDuration::minutes(i64::from(catalog.restaurant.rating_reask_minutes.max(1)));
         effects.carry_out(tx, actions, None, reask).await?;
@@ -82,8 +85,10 @@ impl Conversations {
             tx,
             effects.conversation.id,
             &serde_json::to_value(&dialogue).unwrap_or_default(),
+            std::mem::take(&mut effects.touched),
         )
         .await?;
+        effects.touch_with_dialogue = false;
         Ok(effects)
     }
 
@@ -91,7 +96,7 @@ impl Conversations {
     /// and gives them their cart back.
     pub(super) async fn order_refused(
         &self,
-        tx: &mut PgConnection,
+        tx: &mut Tx,
         envelope: &Envelope<ConversationInput>,
         r: &OrderRefusal,
         catalog: &Catalog,
@@ -122,7 +127,7 @@ impl Conversations {
     /// with 63016 and dead-letters it (`just dlq`).
     async fn order_ticket(
         &self,
-        tx: &mut PgConnection,
+        tx: &mut Tx,
         envelope: &Envelope<ConversationInput>,
         n: &OrderNotice,
         catalog: &Catalog,

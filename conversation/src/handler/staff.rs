@@ -1,7 +1,7 @@
 //! Staff's inputs from the dashboard: a reply to the customer, and turning
 //! the bot off or on.
 
-use sqlx::PgConnection;
+use super::Tx;
 use uuid::Uuid;
 use waiter_bot::Reply;
 use waiter_nats::{
@@ -15,7 +15,7 @@ use crate::store;
 impl Conversations {
     pub(super) async fn staff_reply(
         &self,
-        tx: &mut PgConnection,
+        tx: &mut Tx,
         envelope: &Envelope<ConversationInput>,
         r: &StaffReply,
     ) -> Result<Uuid, ConversationError> {
@@ -44,7 +44,7 @@ impl Conversations {
 
     pub(super) async fn set_bot(
         &self,
-        tx: &mut PgConnection,
+        tx: &mut Tx,
         envelope: &Envelope<ConversationInput>,
         s: &SetBotActive,
     ) -> Result<Uuid, ConversationError> {

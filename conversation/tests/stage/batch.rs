@@ -142,6 +142,24 @@ async fn a_failing_input_rolls_back_alone_and_the_inputs_before_it_commit_once()
         0,
         "every committed effect was published before the outcomes"
     );
+    // The effects are written in one statement per batch, in the order
+    // they were decided: what a crashed publisher's successor replays.
+    let kinds: Vec<String> = sqlx::query_scalar(
+        "SELECT split_part(msg_id, ':', 1) FROM outbox WHERE aggregate_id = $1 ORDER BY seq",
+    )
+    .bind(conversation::store::ids::conversation(r.id, amal))
+    .fetch_all(env.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        kinds[..2],
+        ["message.received", "conversation.updated"],
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.len() > 2 && kinds[2..].iter().all(|k| k == "outbound"),
+        "then the replies' sends: {kinds:?}"
+    );
     let published = |filter: String| {
         let bus = bus.clone();
         async move {
