@@ -1,8 +1,9 @@
 //! A window of one partition's inputs in one transaction.
 //!
-//! Each input runs under a savepoint of its own: one that fails is rolled
-//! back alone (with the effects it staged) and ends the batch with its own
-//! outcome, while the inputs before it commit. The dedup
+//! The window is applied first without savepoints; only when an input
+//! fails is it applied again with a savepoint per input, so the failing
+//! one is rolled back alone (with the effects it staged) and ends the
+//! batch with its own outcome, while the inputs before it commit. The dedup
 //! (`applied_inputs`) is the per-input one; what the batch shares is the
 //! transaction (one commit instead of one per input) and the outbox work:
 //! the effects a crashed predecessor left are published before the batch

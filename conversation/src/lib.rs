@@ -4,7 +4,7 @@
 //! toggles, order changes) arrives on that conversation's partition of the
 //! CONV stream, whose one owning replica hands them to the handler in
 //! arrival order (the shared worker loop in `waiter_nats::worker`). Each input is applied once (`applied_inputs`),
-//! under a savepoint of its own in its window's transaction, with the
+//! in its window's transaction (a savepoint each when one fails), with the
 //! bot's decision and the effects it stages in the outbox (`batch`); the
 //! effects are published before the input is acknowledged.
 
