@@ -392,6 +392,20 @@ pub async fn lease_owners(bus: &waiter_nats::Bus, group: &str) -> Vec<Option<Str
     owners
 }
 
+/// Waits (up to `timeout`) until one replica holds every partition of
+/// `group`, and returns its id: the state before a second replica joins.
+pub async fn sole_owner(bus: &waiter_nats::Bus, group: &str, timeout: Duration) -> String {
+    waiter_harness::eventually("one replica holding every partition", timeout, || async {
+        let owners = lease_owners(bus, group).await;
+        let first = owners.first().cloned().flatten()?;
+        owners
+            .iter()
+            .all(|o| o.as_deref() == Some(first.as_str()))
+            .then_some(first)
+    })
+    .await
+}
+
 /// A dashboard connected to the notifier at `ws_url` with `token`,
 /// subscribed to `restaurant`'s channels.
 pub async fn dashboard(

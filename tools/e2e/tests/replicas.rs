@@ -44,15 +44,7 @@ async fn two_conversation_replicas_keep_each_conversations_order() {
     let pool = p.env.pool();
 
     // One replica holds every partition until a second one joins.
-    let first = eventually("one replica holding every partition", WAIT, || async {
-        let owners = waiter_e2e::lease_owners(&p.env.bus.bus, "conversation").await;
-        let first = owners.first().cloned().flatten()?;
-        owners
-            .iter()
-            .all(|o| o.as_deref() == Some(first.as_str()))
-            .then_some(first)
-    })
-    .await;
+    let first = waiter_e2e::sole_owner(&p.env.bus.bus, "conversation", WAIT).await;
     // The second replica, on a connection of its own as a second process
     // would have: what it publishes is then counted apart from the first's.
     // Its id is one that rendezvous hashing gives some partitions, not all.

@@ -9,7 +9,7 @@ use futures::future::join_all;
 use twilio_sim::InboundSpec;
 use waiter_e2e::Pipeline;
 use waiter_harness::eventually;
-use waiter_nats::Bus;
+use waiter_nats::{worker::assignment::desired_owner, Bus};
 
 const WAIT: Duration = Duration::from_secs(90);
 const RATE: i32 = 5;
@@ -25,9 +25,24 @@ async fn two_outbound_replicas_keep_one_restaurant_within_its_rate() {
         .execute(p.env.pool())
         .await
         .unwrap();
+    // One replica holds every partition until the second joins.
+    let first = waiter_e2e::sole_owner(&p.env.bus.bus, "outbound", WAIT).await;
+    // The first replica's id is random, and rendezvous hashing gives all
+    // partitions to one of two replicas one time in 2^(partitions-1): the
+    // second's id is one that wins some partitions, not all.
+    let partitions = p.env.bus.bus.topology().partitions();
+    let wins = |id: &str| {
+        (0..partitions)
+            .filter(|&n| desired_owner("outbound", n, [first.as_str(), id]) == Some(id))
+            .count()
+    };
+    let second = (0..)
+        .map(|i| format!("outbound-second{i}"))
+        .find(|id| (1..usize::from(partitions)).contains(&wins(id)))
+        .unwrap();
     let mut config = p.env.bus.config.clone();
-    config.worker.replica_id = Some("outbound-second".into());
-    let second_bus = Bus::connect(&config, "outbound-second").await.unwrap();
+    config.worker.replica_id = Some(second.clone());
+    let second_bus = Bus::connect(&config, &second).await.unwrap();
     let mut second_config = outbound::Config::for_tests(&p.sim.base_url());
     second_config.status_callback_url = Some(format!("http://{}/whatsapp/status", p.ingest));
     outbound::start(
@@ -43,12 +58,11 @@ async fn two_outbound_replicas_keep_one_restaurant_within_its_rate() {
         WAIT,
         || async {
             let owners = waiter_e2e::lease_owners(&p.env.bus.bus, "outbound").await;
-            let second = owners
+            let held = owners
                 .iter()
-                .filter(|o| o.as_deref() == Some("outbound-second"))
+                .filter(|o| o.as_deref() == Some(second.as_str()))
                 .count();
-            (owners.iter().all(Option::is_some) && second > 0 && second < owners.len())
-                .then_some(())
+            (owners.iter().all(Option::is_some) && held == wins(&second)).then_some(())
         },
     )
     .await;
