@@ -120,6 +120,15 @@ pub async fn read(run_dir: &Path, pool: &PgPool) -> Reading {
         }
     }
     let (machine_busy, machine_total) = meters::machine();
+    let mut memory = meters::Memory {
+        nats_server: meters::nats_server_pid().and_then(meters::resident_kib),
+        database: meters::database_size(pool).await,
+        ..Default::default()
+    };
+    for (stage, pid) in &replicas {
+        *memory.processes.entry(stage.clone()).or_default() +=
+            meters::resident_kib(*pid).unwrap_or(0);
+    }
     Reading {
         stages: readings,
         other_cpu: stages::process_cpu(std::process::id()).unwrap_or(Duration::ZERO),
@@ -127,5 +136,6 @@ pub async fn read(run_dir: &Path, pool: &PgPool) -> Reading {
         nats_server_cpu: meters::nats_server_pid().and_then(stages::process_cpu),
         machine_busy,
         machine_total,
+        memory,
     }
 }

@@ -76,16 +76,17 @@ pub async fn run(args: &Args) -> anyhow::Result<bool> {
         "\n[2/3] {} webhooks from {} customers ({}% sent twice), {} in flight",
         args.messages, args.customers, args.duplicates, args.concurrency
     );
-    let customers: Vec<Customer> = (0..args.customers)
-        .map(|c| {
-            let r = p.restaurant(c % args.restaurants);
-            Customer {
-                account_sid: r.account_sid.clone(),
-                business: r.number.clone(),
-                number: format!("whatsapp:+9665{:08}", c),
-            }
-        })
-        .collect();
+    let customers: Vec<Customer> = if args.open_conversations > 0 {
+        open_conversations(&p, args.open_conversations).await?;
+        (0..args.customers)
+            .map(|c| c * args.open_conversations / args.customers.max(1))
+            .map(|i| customer(&p, i, seeded_number(i)))
+            .collect()
+    } else {
+        (0..args.customers)
+            .map(|c| customer(&p, c, format!("whatsapp:+9665{c:08}")))
+            .collect()
+    };
     let before = meters::read(&p).await;
     let deliver: load::Deliver = {
         let p = p.clone();
@@ -129,6 +130,56 @@ pub async fn run(args: &Args) -> anyhow::Result<bool> {
     audit.print();
     println!("  ────────────────────────────────────────────────────────────────────");
     Ok(audit.ok())
+}
+
+/// Customer `i` writes to restaurant `i mod restaurants`.
+fn customer(p: &Pipeline, i: usize, number: String) -> Customer {
+    let r = p.restaurant(i % p.restaurants.len());
+    Customer {
+        account_sid: r.account_sid.clone(),
+        business: r.number.clone(),
+        number,
+    }
+}
+
+fn seeded_number(i: usize) -> String {
+    format!("whatsapp:+9667{i:08}")
+}
+
+/// `n` conversations as the conversation stage opens them (same ids, an
+/// empty dialogue), written 10,000 to a statement.
+async fn open_conversations(p: &Pipeline, n: usize) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
+        let (mut ids, mut restaurants, mut customers) = (vec![], vec![], vec![]);
+        for &i in chunk {
+            let restaurant = p.restaurant(i % p.restaurants.len()).id;
+            let number = seeded_number(i);
+            ids.push(conversation::store::ids::conversation(restaurant, &number));
+            restaurants.push(restaurant);
+            customers.push(number);
+        }
+        sqlx::query(
+            "INSERT INTO conversations (id, restaurant_id, customer, last_message_at) \
+             SELECT id, r, c, now() - random() * interval '7 days' \
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[]) AS t(id, r, c)",
+        )
+        .bind(&ids)
+        .bind(&restaurants)
+        .bind(&customers)
+        .execute(p.env.pool())
+        .await?;
+        print!(
+            "\r  opened {} of {n} conversations",
+            chunk[chunk.len() - 1] + 1
+        );
+        std::io::Write::flush(&mut std::io::stdout()).ok();
+    }
+    sqlx::query("ANALYZE conversations")
+        .execute(p.env.pool())
+        .await?;
+    println!(" in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 /// The stages' worker counters and quantiles from this process's metrics.

@@ -64,6 +64,12 @@ struct Args {
     /// to measure latency below saturation.
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
+    /// In-process: conversations opened in the database before the load
+    /// (spread over the restaurants); the customers are then drawn evenly
+    /// from them, so each message finds an existing conversation, rarely a
+    /// cached one.
+    #[arg(long, default_value_t = 0)]
+    open_conversations: usize,
     /// Partitions per ordered stream (concurrent conversations per stage).
     #[arg(long, default_value_t = 16)]
     partitions: u16,

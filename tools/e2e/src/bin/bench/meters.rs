@@ -28,6 +28,37 @@ pub struct Reading {
     pub nats_server_cpu: Option<Duration>,
     pub machine_busy: Duration,
     pub machine_total: Duration,
+    /// Resident memory (KiB) of each process that runs stages (in-process:
+    /// the bench itself, its simulator and load included), of nats-server,
+    /// and the database's size on disk.
+    pub memory: Memory,
+}
+
+#[derive(Default, Clone)]
+pub struct Memory {
+    pub processes: BTreeMap<String, u64>,
+    pub nats_server: Option<u64>,
+    pub database: i64,
+}
+
+/// A process's resident set in KiB (`VmRSS` of `/proc/<pid>/status`).
+pub fn resident_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The database's size in bytes.
+pub async fn database_size(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT pg_database_size(current_database())")
+        .fetch_one(pool)
+        .await
+        .unwrap_or(0)
 }
 
 /// The pids of this database's backends, by the stage their pool names.
@@ -100,6 +131,14 @@ pub async fn read(p: &Pipeline) -> Reading {
         }
     }
     let (machine_busy, machine_total) = machine();
+    let memory = Memory {
+        processes: resident_kib(std::process::id())
+            .map(|kib| ("bench (every stage in-process)".to_string(), kib))
+            .into_iter()
+            .collect(),
+        nats_server: nats_server_pid().and_then(resident_kib),
+        database: database_size(p.env.pool()).await,
+    };
     Reading {
         stages: readings,
         other_cpu,
@@ -107,6 +146,7 @@ pub async fn read(p: &Pipeline) -> Reading {
         nats_server_cpu: nats_server_pid().and_then(stages::process_cpu),
         machine_busy,
         machine_total,
+        memory,
     }
 }
 
@@ -178,5 +218,29 @@ pub fn report(before: &Reading, after: &Reading, messages: usize) {
         per(busy),
         100.0 * busy.as_secs_f64() / total.as_secs_f64().max(1e-9),
         stages::load_average()
+    );
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!("  memory after the run (resident; before it in brackets)");
+    for (process, kib) in &after.memory.processes {
+        let was = before.memory.processes.get(process).copied().unwrap_or(0);
+        println!(
+            "    {process:<30} {:>8.1} MiB  ({:.1})",
+            mib(*kib),
+            mib(was)
+        );
+    }
+    if let (Some(a), Some(b)) = (after.memory.nats_server, before.memory.nats_server) {
+        println!(
+            "    {:<30} {:>8.1} MiB  ({:.1})",
+            "nats-server",
+            mib(a),
+            mib(b)
+        );
+    }
+    println!(
+        "    {:<30} {:>8.1} MiB  ({:.1})",
+        "database on disk",
+        after.memory.database as f64 / 1048576.0,
+        before.memory.database as f64 / 1048576.0
     );
 }
