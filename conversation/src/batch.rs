@@ -43,9 +43,20 @@ impl BatchHandler for Conversations {
         aggregates.sort_unstable();
         aggregates.dedup();
         // Effects a crashed predecessor committed but did not publish go
-        // first, so replies keep the order they were decided in.
-        if let Err(e) = outbox::flush_all(&self.pool, &self.bus, &aggregates).await {
-            return vec![failed(first, e)];
+        // first, so replies keep the order they were decided in. Within one
+        // term of holding the partition nobody else writes them: a
+        // conversation this replica flushed or published all of in this
+        // term has none left, and its window skips the query.
+        let term = batch.term();
+        if !self.known_flushed(term, &aggregates).await {
+            if let Err(e) = outbox::flush_all(&self.pool, &self.bus, &aggregates).await {
+                return vec![failed(first, e)];
+            }
+            if let Some(term) = term {
+                for a in &aggregates {
+                    self.flushed.insert(*a, term).await;
+                }
+            }
         }
         // Catalogs before the transaction (see `Conversations::catalog_for`);
         // the batch ends before an input whose catalog cannot be had.
@@ -74,12 +85,31 @@ impl BatchHandler for Conversations {
         match staged.publish(&self.pool, &self.bus).await {
             Ok(_) => outcomes,
             // What stays unpublished goes out before these inputs' retry.
-            Err(e) => vec![failed(first, e)],
+            Err(e) => {
+                for a in &aggregates {
+                    self.flushed.invalidate(a).await;
+                }
+                vec![failed(first, e)]
+            }
         }
     }
 }
 
 impl Conversations {
+    /// Whether every one of `aggregates` was flushed or published whole by
+    /// this replica in `term`.
+    async fn known_flushed(&self, term: Option<u64>, aggregates: &[Uuid]) -> bool {
+        let Some(term) = term else {
+            return false;
+        };
+        for a in aggregates {
+            if self.flushed.get(a).await != Some(term) {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Applies `prepared` in one transaction. Returns `Ack` for every input
     /// committed (applied or found applied before), then the outcome of the
     /// input that failed, if one did, with the effects the committed inputs

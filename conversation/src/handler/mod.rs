@@ -77,6 +77,10 @@ pub struct Conversations {
     pub(crate) bus: Bus,
     pub(crate) pool: PgPool,
     catalogs: Catalogs,
+    /// Conversations with no unpublished effect, and the partition term
+    /// (`Batch::term`) this replica knows it in: their windows skip the
+    /// outbox flush while the term lasts.
+    pub(crate) flushed: moka::future::Cache<Uuid, u64>,
 }
 
 /// A conversation an input names; one that does not exist (or is another
@@ -97,6 +101,7 @@ impl Conversations {
             bus,
             pool,
             catalogs,
+            flushed: moka::future::Cache::new(100_000),
         }
     }
 

@@ -42,6 +42,12 @@ pub(crate) trait Gate: Send + Sync + 'static {
     /// says whether the partition is still its own (`false`: lost, let
     /// go of everything without settling it).
     fn regain(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>>;
+    /// Which uninterrupted holding of a partition this is: the same value
+    /// for as long as no other replica can have owned it in between.
+    /// `None` when there is nothing to hold.
+    fn term(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A shared consumer: nothing to hold.

@@ -426,6 +426,13 @@ impl LeaseGate {
 }
 
 impl Gate for LeaseGate {
+    /// The sequence of our lease record: a partition taken over and taken
+    /// back is a new record, and one regained after a pause is checked to
+    /// be the same record.
+    fn term(&self) -> Option<u64> {
+        Some(self.lease_seq)
+    }
+
     fn may_work(&self) -> bool {
         self.group
             .heart

@@ -195,6 +195,15 @@ impl<T> Batch<T> {
         self.holding.0.may_work()
     }
 
+    /// Which uninterrupted holding of the partition this batch belongs
+    /// to: while two batches give the same term, no other replica can
+    /// have handled the partition's messages between them, so what the
+    /// handler learned of its aggregates in the first still holds.
+    /// `None` outside the worker loop: nothing may be assumed.
+    pub fn term(&self) -> Option<u64> {
+        self.holding.0.term()
+    }
+
     /// A batch handed to a handler outside the worker loop (a test driving
     /// a stage's handler directly): always held.
     pub fn detached(messages: Vec<Incoming<T>>) -> Self {

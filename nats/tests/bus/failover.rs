@@ -161,3 +161,97 @@ async fn a_frozen_holder_neither_breaks_order_nor_acknowledges_its_successors_wo
     frozen.kill();
     successor.stop().await;
 }
+
+/// The term of every batch, with the replica it was given to.
+type Terms = Arc<std::sync::Mutex<Vec<(String, Option<u64>)>>>;
+
+/// Records the term of every batch it is given, by replica.
+struct TermRecorder {
+    replica: String,
+    terms: Terms,
+}
+
+impl waiter_nats::worker::BatchHandler for TermRecorder {
+    type Message = Step;
+
+    async fn handle_batch(
+        &self,
+        batch: waiter_nats::worker::Batch<Step>,
+    ) -> Vec<waiter_nats::Outcome> {
+        self.terms
+            .lock()
+            .unwrap()
+            .push((self.replica.clone(), batch.term()));
+        batch
+            .messages
+            .iter()
+            .map(|_| waiter_nats::Outcome::Ack)
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_taken_back_after_another_replica_held_it_is_a_new_term() {
+    let t = TestBus::with_partitions(1).await;
+    let terms: Terms = Arc::default();
+    let key = "whatsapp:+15550003".to_string();
+    let recorder = |id: &str| {
+        Arc::new(TermRecorder {
+            replica: id.to_string(),
+            terms: terms.clone(),
+        })
+    };
+    let batches_of = |id: &str| -> Vec<Option<u64>> {
+        let terms = terms.lock().unwrap();
+        terms
+            .iter()
+            .filter(|(r, _)| r == id)
+            .map(|(_, t)| *t)
+            .collect()
+    };
+    let first = Replica::ordered(&t, "first", recorder("first"), fast).await;
+    for n in 0..3 {
+        publish(&t.bus, &key, n).await;
+        let want = n as usize + 1;
+        eventually("the first replica's batch", WAIT, || async {
+            (batches_of("first").len() >= want).then_some(())
+        })
+        .await;
+    }
+    let held = batches_of("first");
+    assert!(held[0].is_some(), "a held partition has a term");
+    assert!(
+        held.iter().all(|t| *t == held[0]),
+        "one holding, one term: {held:?}"
+    );
+
+    // A replica rendezvous hashing prefers takes the partition over...
+    let second_id = (0..)
+        .map(|i| format!("second{i}"))
+        .find(|id| desired_owner("tester", 0, ["first", id.as_str()]) == Some(id.as_str()))
+        .unwrap();
+    let second = Replica::ordered(&t, &second_id, recorder(&second_id), fast).await;
+    eventually("the second replica holding the partition", WAIT, || async {
+        (second.worker.report().owned_partitions == vec![0]).then_some(())
+    })
+    .await;
+    publish(&t.bus, &key, 3).await;
+    eventually("the second replica's batch", WAIT, || async {
+        (!batches_of(&second_id).is_empty()).then_some(())
+    })
+    .await;
+    // ...and gives it back when it stops: the first replica holds it again,
+    // in a term of its own.
+    second.stop().await;
+    publish(&t.bus, &key, 4).await;
+    let again = eventually("the first replica holding it again", WAIT, || async {
+        let seen = batches_of("first");
+        (seen.len() > held.len()).then(|| seen[held.len()])
+    })
+    .await;
+    let between = batches_of(&second_id)[0];
+    assert!(again.is_some() && between.is_some());
+    assert_ne!(again, held[0], "taken back: a new term");
+    assert_ne!(again, between, "not the other replica's term");
+    first.stop().await;
+}
