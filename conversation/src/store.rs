@@ -62,6 +62,16 @@ impl ConversationRow {
 const CONVERSATION: &str = "id, restaurant_id, customer, customer_name, unread_count, bot_active, \
     bot_paused_at, dialogue, last_message_at, last_inbound_at";
 
+/// A conversation as [`open`] finds it, with the customer's marketing
+/// consent read in the same statement.
+#[derive(sqlx::FromRow)]
+pub struct Opened {
+    #[sqlx(flatten)]
+    pub conversation: ConversationRow,
+    /// The customer opted out of the restaurant's marketing.
+    pub marketing_opted_out: bool,
+}
+
 /// The conversation of a customer with a restaurant, created on first contact.
 pub async fn open(
     tx: &mut PgConnection,
@@ -69,14 +79,15 @@ pub async fn open(
     customer: &str,
     customer_name: Option<&str>,
     wa_id: Option<&str>,
-) -> Result<ConversationRow, sqlx::Error> {
+) -> Result<Opened, sqlx::Error> {
     sqlx::query_as(&format!(
         "INSERT INTO conversations (id, restaurant_id, customer, customer_name, wa_id) \
          VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (restaurant_id, customer) DO UPDATE SET \
             customer_name = COALESCE(EXCLUDED.customer_name, conversations.customer_name), \
             wa_id = COALESCE(EXCLUDED.wa_id, conversations.wa_id) \
-         RETURNING {CONVERSATION}"
+         RETURNING {CONVERSATION}, {} AS marketing_opted_out",
+        waiter_migrations::consent::opted_out_sql("$2", "$3")
     ))
     .bind(ids::conversation(restaurant_id, customer))
     .bind(restaurant_id)

@@ -1,6 +1,6 @@
 //! Marketing consent per restaurant and customer (`marketing_consent`):
 //! who said STOP, when and how. The one question every sender of
-//! marketing (promo links, broadcasts) asks is [`may_market`].
+//! marketing (promo links, broadcasts) asks is [`opted_out_sql`].
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -91,15 +91,15 @@ pub async fn get(
     .await
 }
 
-/// Whether marketing may be sent to the customer: not if they opted out.
-pub async fn may_market(
-    tx: &mut PgConnection,
-    restaurant_id: Uuid,
-    customer: &str,
-) -> Result<bool, sqlx::Error> {
-    Ok(!get(tx, restaurant_id, customer)
-        .await?
-        .is_some_and(|c| c.opted_out))
+/// The SQL expression that is true when the customer (`customer`, an
+/// SQL expression such as `$3`) opted out of the restaurant's
+/// (`restaurant`) marketing: what every sender of marketing checks, read
+/// inside the statement that loads what it sends from.
+pub fn opted_out_sql(restaurant: &str, customer: &str) -> String {
+    format!(
+        "COALESCE((SELECT c.opted_out FROM marketing_consent c \
+            WHERE c.restaurant_id = {restaurant} AND c.customer = {customer}), false)"
+    )
 }
 
 /// Twilio said the recipient of a conversation's message unsubscribed

@@ -30,7 +30,10 @@ impl Conversations {
         catalog: &Catalog,
     ) -> Result<Uuid, ConversationError> {
         let inbound = &m.inbound;
-        let conversation = store::open(
+        let store::Opened {
+            conversation,
+            marketing_opted_out,
+        } = store::open(
             tx,
             m.restaurant_id,
             &m.customer,
@@ -128,9 +131,9 @@ impl Conversations {
             ids::derived(&envelope.id, "order"),
             previous_inbound.or(Some(inbound.received_at)),
         );
-        if !catalog.info.promo_links.is_empty()
-            && !waiter_migrations::consent::may_market(tx, m.restaurant_id, &m.customer).await?
-        {
+        // Read with the conversation: only a STOP or START changes it, and
+        // those returned above.
+        if !catalog.info.promo_links.is_empty() && marketing_opted_out {
             without_marketing = waiter_bot::RestaurantInfo {
                 promo_links: vec![],
                 ..catalog.info.clone()

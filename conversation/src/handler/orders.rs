@@ -139,7 +139,9 @@ impl Conversations {
         let Some(staff) = order.staff_whatsapp.as_deref().and_then(ticket::address) else {
             return Ok(());
         };
-        let mut conversation = store::open(tx, n.restaurant_id, &staff, None, None).await?;
+        let mut conversation = store::open(tx, n.restaurant_id, &staff, None, None)
+            .await?
+            .conversation;
         // A staff member ordering from the staff phone keeps their bot.
         if conversation.bot_active && conversation.id != customer.id {
             conversation = store::set_bot(tx, conversation.id, false).await?;
