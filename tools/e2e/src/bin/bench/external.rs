@@ -208,10 +208,8 @@ async fn drive(args: &Args, d: &Deployment) -> anyhow::Result<bool> {
     let secret = env_or("JWT_SECRET", "dev-only-jwt-secret-change-me");
     let token = waiter_harness::jwt::token(&secret, d.restaurant, "staff", 3600);
     let event_times = EventTimes::default();
-    load::record_events(
-        waiter_e2e::dashboard(&d.ws_url, &token, d.restaurant).await,
-        event_times.clone(),
-    );
+    let feed = load::Feed::new(d.ws_url.clone(), token, d.restaurant);
+    load::record_events(feed.clone(), event_times.clone()).await;
 
     anyhow::ensure!(args.customers <= 10_000, "--customers: at most 10000");
     println!(
@@ -279,7 +277,13 @@ async fn drive(args: &Args, d: &Deployment) -> anyhow::Result<bool> {
     let audit = audit::audit(&d.pool, &outcome.sent, &twilio, &events).await?;
 
     println!();
-    summary::print(&baselines, &outcome, pipeline_secs, &audit);
+    summary::print(
+        &baselines,
+        &outcome,
+        pipeline_secs,
+        &audit,
+        feed.reconnects.load(std::sync::atomic::Ordering::Relaxed),
+    );
     println!("  per-stage CPU: each stage's processes (all replicas, all threads), from /proc");
     meters::report(&before, &after, audit.unique);
     println!("    (PostgreSQL backends are matched to stages by their connections' client ports)");

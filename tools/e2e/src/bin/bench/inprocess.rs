@@ -68,8 +68,11 @@ pub async fn run(args: &Args) -> anyhow::Result<bool> {
     // Dashboards: one socket per restaurant, recording when each reply's
     // message.sent event arrives.
     let event_times = EventTimes::default();
-    for i in 0..args.restaurants {
-        load::record_events(p.dashboard(i).await, event_times.clone());
+    let feeds: Vec<load::Feed> = (0..args.restaurants)
+        .map(|i| load::Feed::new(p.ws_url(), p.token(i), p.restaurant(i).id))
+        .collect();
+    for feed in &feeds {
+        load::record_events(feed.clone(), event_times.clone()).await;
     }
 
     println!(
@@ -122,7 +125,11 @@ pub async fn run(args: &Args) -> anyhow::Result<bool> {
     let audit = audit::audit(p.env.pool(), &outcome.sent, &p.sim.sent(), &events).await?;
 
     println!();
-    summary::print(&baselines, &outcome, pipeline_secs, &audit);
+    let reconnects = feeds
+        .iter()
+        .map(|f| f.reconnects.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
+    summary::print(&baselines, &outcome, pipeline_secs, &audit, reconnects);
     worker_outcomes();
     if !p.stages.is_empty() {
         meters::report(&before, &after, audit.unique);

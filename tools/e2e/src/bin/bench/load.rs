@@ -181,14 +181,61 @@ pub async fn run(
 pub type EventTimes = Arc<Mutex<std::collections::HashMap<String, DateTime<Utc>>>>;
 
 /// Records the arrival of every `message.sent` on `dashboard` in `times`.
-pub fn record_events(mut dashboard: waiter_harness::ws::Dashboard, times: EventTimes) {
+/// Where the bench's dashboard socket connects, and how often it had to.
+#[derive(Clone)]
+pub struct Feed {
+    pub ws_url: String,
+    pub token: String,
+    pub restaurant: uuid::Uuid,
+    /// Times the notifier closed the socket and it reconnected.
+    pub reconnects: Arc<AtomicU64>,
+}
+
+impl Feed {
+    pub fn new(ws_url: String, token: String, restaurant: uuid::Uuid) -> Self {
+        Self {
+            ws_url,
+            token,
+            restaurant,
+            reconnects: Arc::default(),
+        }
+    }
+}
+
+/// Records when each reply's `message.sent` reaches a dashboard socket,
+/// subscribed before it returns. The notifier closes a socket that falls
+/// behind a burst ("too slow"): it reconnects with `since` its last event,
+/// as the dashboard does, so the events it missed arrive late instead of
+/// never.
+pub async fn record_events(feed: Feed, times: EventTimes) {
+    let mut dashboard = waiter_e2e::dashboard(&feed.ws_url, &feed.token, feed.restaurant).await;
     tokio::spawn(async move {
-        while let Some(frame) = dashboard.next_json(Duration::from_secs(3600)).await {
-            if frame["type"] == "message.sent" {
-                if let Some(id) = frame["data"]["id"].as_str() {
-                    times.lock().unwrap().insert(id.to_string(), Utc::now());
+        let mut since: Option<u64> = None;
+        loop {
+            while let Some(frame) = dashboard.next_json(Duration::from_secs(3600)).await {
+                if let Some(seq) = frame["seq"].as_u64() {
+                    since = Some(seq);
+                }
+                if frame["type"] == "message.sent" {
+                    if let Some(id) = frame["data"]["id"].as_str() {
+                        times
+                            .lock()
+                            .unwrap()
+                            .entry(id.to_string())
+                            .or_insert_with(Utc::now);
+                    }
                 }
             }
+            feed.reconnects.fetch_add(1, Ordering::Relaxed);
+            dashboard = loop {
+                match waiter_harness::ws::Dashboard::connect(&feed.ws_url, &feed.token).await {
+                    Ok(mut again) => {
+                        again.subscribe(feed.restaurant, since).await;
+                        break again;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            };
         }
     });
 }

@@ -16,7 +16,9 @@ fn end_to_end(label: &str, h: &Histogram<u64>) {
 }
 
 /// `pipeline_secs`: from the first webhook until every message was answered.
-pub fn print(b: &Baselines, load: &Outcome, pipeline_secs: f64, audit: &Audit) {
+/// `reconnects`: times a dashboard socket was closed as too slow and
+/// reconnected with `since`.
+pub fn print(b: &Baselines, load: &Outcome, pipeline_secs: f64, audit: &Audit, reconnects: u64) {
     let (raw_rate, raw_lat) = &b.raw;
     let (async_rate, async_lat) = &b.raw_async;
     let accept_rate = load.accept_rate();
@@ -72,6 +74,11 @@ pub fn print(b: &Baselines, load: &Outcome, pipeline_secs: f64, audit: &Audit) {
     );
     end_to_end("webhook → reply at Twilio", &audit.to_twilio);
     end_to_end("webhook → dashboard event", &audit.to_dashboard);
+    if reconnects > 0 {
+        println!(
+            "    (the notifier closed a dashboard socket as too slow {reconnects} time(s); it reconnected with since)"
+        );
+    }
     println!("  stage lag (from row timestamps)");
     for (stage, p50, p99) in &audit.stage_lags {
         println!(
