@@ -82,7 +82,7 @@ impl BatchHandler for Conversations {
             // Nothing committed (or only the first input failed).
             return outcomes;
         }
-        match staged.publish(&self.pool, &self.bus).await {
+        match staged.publish(&self.marks, &self.bus).await {
             Ok(_) => outcomes,
             // What stays unpublished goes out before these inputs' retry.
             Err(e) => {

@@ -100,10 +100,13 @@ pub async fn start(
     .await?;
     let tasks = TaskTracker::new();
     let catalogs = catalog::Catalogs::new(pool.clone(), config.catalog_ttl);
+    let (marks, write_marks) = waiter_nats::outbox::Marks::start(pool.clone(), shutdown.clone());
+    tasks.spawn(write_marks);
     let conversations = Arc::new(handler::Conversations::new(
         bus.clone(),
         pool.clone(),
         catalogs,
+        marks,
     ));
     let worker = Worker::new(&bus, "conversation");
     {

@@ -125,17 +125,122 @@ impl Staged {
     }
 
     /// After the transaction that wrote them committed: publishes the
-    /// effects in the order staged (PubAcks awaited together) and marks
-    /// them published. Every older unpublished effect of the same
+    /// effects in the order staged (PubAcks awaited together) and hands
+    /// their marks to `marks`. Every older unpublished effect of the same
     /// aggregates must have been published before ([`flush_all`]).
-    pub async fn publish(self, pool: &PgPool, bus: &Bus) -> Result<usize, OutboxError> {
+    pub async fn publish(self, marks: &Marks, bus: &Bus) -> Result<usize, OutboxError> {
         if self.effects.is_empty() {
             return Ok(0);
         }
         let count = self.effects.len();
         bus.publish_encoded_batch(self.effects).await?;
-        mark_published(pool, &self.seqs).await?;
+        marks.mark(self.seqs);
         Ok(count)
+    }
+}
+
+/// Marks published effects in the background: one `UPDATE` per
+/// [`Marks::EVERY`] for every window of every partition of the process,
+/// instead of one autocommit transaction (and WAL flush) per window.
+///
+/// Only a successor and the sweep read the marks: the replica that
+/// published an effect knows it did (the term-scoped flush skip). A mark
+/// not yet written when the process dies makes the successor publish the
+/// effect again, which its `Nats-Msg-Id` makes a duplicate the stream
+/// drops (the duplicate window is ten minutes), as for a crash between
+/// publishing and marking.
+#[derive(Debug, Clone)]
+pub struct Marks {
+    tx: tokio::sync::mpsc::UnboundedSender<Vec<i64>>,
+}
+
+impl Marks {
+    /// How long a published effect may stay unmarked.
+    pub const EVERY: Duration = Duration::from_millis(100);
+
+    /// The marks' sender and the writer to run (in the stage's tasks): it
+    /// writes every [`Marks::EVERY`] and, once every sender is dropped or
+    /// `shutdown` asked and senders keep quiet for a moment, what is left.
+    pub fn start(
+        pool: PgPool,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> (
+        Marks,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Marks { tx }, write_marks(pool, rx, shutdown))
+    }
+
+    /// Queues the marks of effects just published; never waits.
+    pub fn mark(&self, seqs: Vec<i64>) {
+        if !seqs.is_empty() {
+            // A closed writer means the process is stopping: the marks
+            // are left to the successor, as after a crash.
+            let _ = self.tx.send(seqs);
+        }
+    }
+}
+
+async fn write_marks(
+    pool: PgPool,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Vec<i64>>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use tokio::time::{sleep_until, timeout_at, Instant};
+    let mut pending: Vec<i64> = vec![];
+    // When the oldest pending mark is due.
+    let mut due = Instant::now();
+    loop {
+        tokio::select! {
+            received = rx.recv() => match received {
+                Some(seqs) => {
+                    if pending.is_empty() {
+                        due = Instant::now() + Marks::EVERY;
+                    }
+                    pending.extend(seqs);
+                }
+                None => break,
+            },
+            _ = sleep_until(due), if !pending.is_empty() => {
+                if !write_pending(&pool, &mut pending).await {
+                    due = Instant::now() + Duration::from_secs(1);
+                }
+            }
+            // The workers hand their partitions back first: what they
+            // publish meanwhile still arrives, until they fall quiet.
+            _ = shutdown.cancelled() => {
+                let until = Instant::now() + Duration::from_secs(2);
+                while let Ok(Some(seqs)) =
+                    timeout_at(until.min(Instant::now() + 2 * Marks::EVERY), rx.recv()).await
+                {
+                    pending.extend(seqs);
+                }
+                break;
+            }
+        }
+    }
+    write_pending(&pool, &mut pending).await;
+}
+
+/// `false` when the marks could not be written (they stay pending).
+async fn write_pending(pool: &PgPool, pending: &mut Vec<i64>) -> bool {
+    if pending.is_empty() {
+        return true;
+    }
+    metrics::gauge!("waiter_outbox_marks_pending").set(pending.len() as f64);
+    match mark_published(pool, pending).await {
+        Ok(()) => {
+            pending.clear();
+            metrics::gauge!("waiter_outbox_marks_pending").set(0.0);
+            true
+        }
+        // Kept for the next try; a successor would publish them again.
+        Err(e) => {
+            tracing::warn!(error = %e, pending = pending.len(),
+                "cannot mark published effects; will try again");
+            false
+        }
     }
 }
 

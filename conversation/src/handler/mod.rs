@@ -81,6 +81,8 @@ pub struct Conversations {
     /// (`Batch::term`) this replica knows it in: their windows skip the
     /// outbox flush while the term lasts.
     pub(crate) flushed: moka::future::Cache<Uuid, u64>,
+    /// Where published effects' marks go (written in the background).
+    pub(crate) marks: outbox::Marks,
 }
 
 /// A conversation an input names; one that does not exist (or is another
@@ -96,12 +98,13 @@ async fn existing(
 }
 
 impl Conversations {
-    pub fn new(bus: Bus, pool: PgPool, catalogs: Catalogs) -> Self {
+    pub fn new(bus: Bus, pool: PgPool, catalogs: Catalogs, marks: outbox::Marks) -> Self {
         Self {
             bus,
             pool,
             catalogs,
             flushed: moka::future::Cache::new(100_000),
+            marks,
         }
     }
 

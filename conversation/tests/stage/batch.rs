@@ -7,11 +7,12 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use conversation::{catalog::Catalogs, handler::Conversations};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use waiter_harness::{add_restaurant, TestEnv};
 use waiter_nats::{
     messages::{ConversationInput, CustomerMessage, InboundMessage, StaffReply},
-    Batch, BatchHandler, Delivery, Envelope, FailureClass, Incoming, Outcome, StreamKind,
+    outbox, Batch, BatchHandler, Delivery, Envelope, FailureClass, Incoming, Outcome, StreamKind,
 };
 
 fn incoming(id: &str, body: ConversationInput) -> Incoming<ConversationInput> {
@@ -66,10 +67,13 @@ async fn a_failing_input_rolls_back_alone_and_the_inputs_before_it_commit_once()
     ])
     .await
     .unwrap();
+    let (marks, write_marks) = outbox::Marks::start(env.pool().clone(), CancellationToken::new());
+    tokio::spawn(write_marks);
     let handler = Arc::new(Conversations::new(
         bus.clone(),
         env.pool().clone(),
         Catalogs::new(env.pool().clone(), Duration::from_secs(10)),
+        marks,
     ));
     let (amal, badr) = ("whatsapp:+966500000101", "whatsapp:+966500000102");
     let first = incoming(
@@ -133,15 +137,24 @@ async fn a_failing_input_rolls_back_alone_and_the_inputs_before_it_commit_once()
     )
     .await;
     assert!(replies >= 2, "both customers answered: {replies}");
-    assert_eq!(
-        count(
+    // Published before the outcomes (the stream is counted below); marked
+    // in the background within a few of the marks' ticks.
+    let deadline = std::time::Instant::now() + 20 * outbox::Marks::EVERY;
+    loop {
+        let unmarked = count(
             &env,
-            "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL",
         )
-        .await,
-        0,
-        "every committed effect was published before the outcomes"
-    );
+        .await;
+        if unmarked == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{unmarked} published effects still unmarked"
+        );
+        tokio::time::sleep(outbox::Marks::EVERY / 4).await;
+    }
     // The effects are written in one statement per batch, in the order
     // they were decided: what a crashed publisher's successor replays.
     let kinds: Vec<String> = sqlx::query_scalar(
@@ -211,4 +224,38 @@ async fn a_failing_input_rolls_back_alone_and_the_inputs_before_it_commit_once()
         replies_now,
         "no send published twice"
     );
+}
+
+/// A stage told to stop writes the marks still pending before its tasks
+/// end, so its successor does not publish those effects again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marks_pending_at_shutdown_are_written_before_the_writer_ends() {
+    let env = TestEnv::new().await;
+    let aggregate = Uuid::new_v4();
+    let mut tx = env.pool().begin().await.unwrap();
+    let envelope = Envelope::new("mark-me", "trace-mark-me", InboundMessage::default());
+    let seq = outbox::stage(&mut tx, aggregate, "test.marks".into(), &envelope)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let stop = CancellationToken::new();
+    let (marks, write_marks) = outbox::Marks::start(env.pool().clone(), stop.clone());
+    let writer = tokio::spawn(write_marks);
+    marks.mark(vec![seq]);
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), writer)
+        .await
+        .expect("the writer ends soon after shutdown")
+        .unwrap();
+    let marked: bool =
+        sqlx::query_scalar("SELECT published_at IS NOT NULL FROM outbox WHERE seq = $1")
+            .bind(seq)
+            .fetch_one(env.pool())
+            .await
+            .unwrap();
+    assert!(marked, "the pending mark was written at shutdown");
+    // Marks sent after the writer ended are dropped without a panic (the
+    // successor republishes those effects, as after a crash).
+    marks.mark(vec![seq]);
 }
