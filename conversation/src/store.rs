@@ -80,22 +80,62 @@ pub async fn open(
     customer_name: Option<&str>,
     wa_id: Option<&str>,
 ) -> Result<Opened, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "INSERT INTO conversations (id, restaurant_id, customer, customer_name, wa_id) \
-         VALUES ($1, $2, $3, $4, $5) \
+    sqlx::query_as(&open_sql(false))
+        .bind(ids::conversation(restaurant_id, customer))
+        .bind(restaurant_id)
+        .bind(customer)
+        .bind(customer_name)
+        .bind(wa_id)
+        .fetch_one(&mut *tx)
+        .await
+}
+
+/// [`open`] for a customer's message, recording in the same statement
+/// that `stage` applies the input `input_id` (`applied_inputs`): one round
+/// trip instead of two. `None` when it was applied before; nothing is
+/// changed then.
+pub async fn open_for_input(
+    tx: &mut PgConnection,
+    stage: &str,
+    input_id: &str,
+    restaurant_id: Uuid,
+    customer: &str,
+    customer_name: Option<&str>,
+    wa_id: Option<&str>,
+) -> Result<Option<Opened>, sqlx::Error> {
+    sqlx::query_as(&open_sql(true))
+        .bind(ids::conversation(restaurant_id, customer))
+        .bind(restaurant_id)
+        .bind(customer)
+        .bind(customer_name)
+        .bind(wa_id)
+        .bind(stage)
+        .bind(input_id)
+        .fetch_optional(&mut *tx)
+        .await
+}
+
+/// The upsert of [`open`]; with `first_application` it inserts or updates
+/// only if `$6`, `$7` is the input's first row in `applied_inputs`.
+fn open_sql(first_application: bool) -> String {
+    let (first, values) = if first_application {
+        (
+            "WITH first AS (INSERT INTO applied_inputs (stage, input_id) VALUES ($6, $7) \
+                ON CONFLICT DO NOTHING RETURNING 1) ",
+            "SELECT $1::uuid, $2::uuid, $3::text, $4::text, $5::text WHERE EXISTS (SELECT 1 FROM first)",
+        )
+    } else {
+        ("", "VALUES ($1, $2, $3, $4, $5)")
+    };
+    format!(
+        "{first}INSERT INTO conversations (id, restaurant_id, customer, customer_name, wa_id) \
+         {values} \
          ON CONFLICT (restaurant_id, customer) DO UPDATE SET \
             customer_name = COALESCE(EXCLUDED.customer_name, conversations.customer_name), \
             wa_id = COALESCE(EXCLUDED.wa_id, conversations.wa_id) \
          RETURNING {CONVERSATION}, {} AS marketing_opted_out",
         waiter_migrations::consent::opted_out_sql("$2", "$3")
-    ))
-    .bind(ids::conversation(restaurant_id, customer))
-    .bind(restaurant_id)
-    .bind(customer)
-    .bind(customer_name)
-    .bind(wa_id)
-    .fetch_one(&mut *tx)
-    .await
+    )
 }
 
 pub async fn lock(

@@ -22,25 +22,31 @@ use crate::{
 };
 
 impl Conversations {
+    /// `false`: the input was applied before (nothing changed).
     pub(super) async fn customer_message(
         &self,
         tx: &mut Tx,
         envelope: &Envelope<ConversationInput>,
         m: &CustomerMessage,
         catalog: &Catalog,
-    ) -> Result<Uuid, ConversationError> {
+    ) -> Result<bool, ConversationError> {
         let inbound = &m.inbound;
-        let store::Opened {
+        let Some(store::Opened {
             conversation,
             marketing_opted_out,
-        } = store::open(
+        }) = store::open_for_input(
             tx,
+            super::STAGE,
+            &envelope.id,
             m.restaurant_id,
             &m.customer,
             inbound.profile_name.as_deref(),
             inbound.wa_id.as_deref(),
         )
-        .await?;
+        .await?
+        else {
+            return Ok(false);
+        };
         let previous_inbound = conversation.last_inbound_at;
         let message_id = ids::inbound_message(&inbound.message_sid);
         let payload = serde_json::json!({
@@ -73,7 +79,7 @@ impl Conversations {
         .await?;
         let Some((stored, conversation)) = stored else {
             // Stored under another envelope id (an operator replay): once is enough.
-            return Ok(conversation.id);
+            return Ok(true);
         };
         if let Some(original) = &inbound.body_original {
             use base64::Engine;
@@ -99,11 +105,11 @@ impl Conversations {
         if let Some(change) = waiter_bot::consent::change_asked(&inbound.body) {
             self.consent_change(tx, &mut effects, m, message_id, change, catalog)
                 .await?;
-            return Ok(effects.conversation.id);
+            return Ok(true);
         }
         if m.limited.is_some() {
             metrics::counter!("waiter_conversation_limited_total").increment(1);
-            return Ok(effects.conversation.id);
+            return Ok(true);
         }
         if !effects.conversation.bot_active {
             let idle = ChronoDuration::minutes(i64::from(
@@ -114,13 +120,13 @@ impl Conversations {
                 .bot_paused_at
                 .is_some_and(|at| Utc::now() - at > idle);
             if !resumes {
-                return Ok(effects.conversation.id);
+                return Ok(true);
             }
             // A staff number's conversation carries order tickets: the bot
             // never comes back there by itself (staff may turn it on from
             // the dashboard).
             if store::is_staff_number(tx, m.restaurant_id, &m.customer).await? {
-                return Ok(effects.conversation.id);
+                return Ok(true);
             }
             effects.conversation = store::set_bot(tx, effects.conversation.id, true).await?;
         }
@@ -164,7 +170,7 @@ impl Conversations {
             effects.touched,
         )
         .await?;
-        Ok(effects.conversation.id)
+        Ok(true)
     }
 
     /// Records an opt-out or opt-in of the restaurant's marketing and, when

@@ -139,12 +139,16 @@ impl Conversations {
         envelope: &Envelope<ConversationInput>,
         catalog: Option<Arc<Catalog>>,
     ) -> Result<bool, ConversationError> {
+        if let (ConversationInput::Customer(m), Some(catalog)) = (&envelope.body, &catalog) {
+            // The first application is recorded by the conversation's upsert.
+            return self.customer_message(tx, envelope, m, catalog).await;
+        }
         if !outbox::first_application(tx, STAGE, &envelope.id).await? {
             return Ok(false);
         }
         match (&envelope.body, catalog) {
-            (ConversationInput::Customer(m), Some(catalog)) => {
-                self.customer_message(tx, envelope, m, &catalog).await?
+            (ConversationInput::Customer(_), _) => {
+                unreachable!("customer messages are applied above, with their catalog")
             }
             (ConversationInput::StaffReply(r), _) => self.staff_reply(tx, envelope, r).await?,
             (ConversationInput::SetBotActive(s), _) => self.set_bot(tx, envelope, s).await?,
