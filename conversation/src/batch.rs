@@ -152,10 +152,7 @@ impl Conversations {
         // A lone input needs none: its failure rolls back everything anyway.
         let savepoints = savepoints && prepared.len() > 1;
         let mut outcomes = Vec::with_capacity(prepared.len());
-        let mut tx = Tx {
-            conn: self.pool.begin().await?,
-            outbox: outbox::Staged::default(),
-        };
+        let mut tx = Tx::new(self.pool.begin().await?);
         let mut duplicates = 0;
         for (n, (envelope, catalog)) in prepared.iter().enumerate() {
             if savepoints {
@@ -167,7 +164,7 @@ impl Conversations {
                 };
                 simple(&mut tx, mark).await?;
             }
-            let staged_before = tx.outbox.len();
+            let staged_before = tx.staged();
             match self.apply_in(&mut tx, envelope, catalog.clone()).await {
                 Ok(applied) => {
                     duplicates += usize::from(!applied);
@@ -177,7 +174,7 @@ impl Conversations {
                 Err(e) => {
                     if savepoints {
                         simple(&mut tx, "ROLLBACK TO SAVEPOINT input").await?;
-                        tx.outbox.truncate(staged_before);
+                        tx.truncate(staged_before);
                     }
                     outcomes.push(failed(&envelope.body, e));
                     break;
@@ -187,12 +184,12 @@ impl Conversations {
         if outcomes.first() != Some(&Outcome::Ack) {
             return Ok(Some((outcomes, outbox::Staged::default())));
         }
-        tx.outbox.write(&mut tx.conn).await?;
+        tx.write().await?;
         if !batch.still_held() {
             // A successor may already have applied these: leave them to it.
             return Ok(Some((vec![], outbox::Staged::default())));
         }
-        let Tx { conn, outbox } = tx;
+        let Tx { conn, outbox, .. } = tx;
         conn.commit().await?;
         if duplicates > 0 {
             metrics::counter!("waiter_conversation_duplicates_total").increment(duplicates as u64);

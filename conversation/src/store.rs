@@ -5,6 +5,9 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 use waiter_nats::events::{ConversationView, MessageView};
 
+mod arrival;
+pub use arrival::{arrive, Arrival, Arrived};
+
 /// Ids derived from what identifies a thing, so every replica and every
 /// redelivery computes the same one.
 pub mod ids {
@@ -80,62 +83,22 @@ pub async fn open(
     customer_name: Option<&str>,
     wa_id: Option<&str>,
 ) -> Result<Opened, sqlx::Error> {
-    sqlx::query_as(&open_sql(false))
-        .bind(ids::conversation(restaurant_id, customer))
-        .bind(restaurant_id)
-        .bind(customer)
-        .bind(customer_name)
-        .bind(wa_id)
-        .fetch_one(&mut *tx)
-        .await
-}
-
-/// [`open`] for a customer's message, recording in the same statement
-/// that `stage` applies the input `input_id` (`applied_inputs`): one round
-/// trip instead of two. `None` when it was applied before; nothing is
-/// changed then.
-pub async fn open_for_input(
-    tx: &mut PgConnection,
-    stage: &str,
-    input_id: &str,
-    restaurant_id: Uuid,
-    customer: &str,
-    customer_name: Option<&str>,
-    wa_id: Option<&str>,
-) -> Result<Option<Opened>, sqlx::Error> {
-    sqlx::query_as(&open_sql(true))
-        .bind(ids::conversation(restaurant_id, customer))
-        .bind(restaurant_id)
-        .bind(customer)
-        .bind(customer_name)
-        .bind(wa_id)
-        .bind(stage)
-        .bind(input_id)
-        .fetch_optional(&mut *tx)
-        .await
-}
-
-/// The upsert of [`open`]; with `first_application` it inserts or updates
-/// only if `$6`, `$7` is the input's first row in `applied_inputs`.
-fn open_sql(first_application: bool) -> String {
-    let (first, values) = if first_application {
-        (
-            "WITH first AS (INSERT INTO applied_inputs (stage, input_id) VALUES ($6, $7) \
-                ON CONFLICT DO NOTHING RETURNING 1) ",
-            "SELECT $1::uuid, $2::uuid, $3::text, $4::text, $5::text WHERE EXISTS (SELECT 1 FROM first)",
-        )
-    } else {
-        ("", "VALUES ($1, $2, $3, $4, $5)")
-    };
-    format!(
-        "{first}INSERT INTO conversations (id, restaurant_id, customer, customer_name, wa_id) \
-         {values} \
+    sqlx::query_as(&format!(
+        "INSERT INTO conversations (id, restaurant_id, customer, customer_name, wa_id) \
+         VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (restaurant_id, customer) DO UPDATE SET \
             customer_name = COALESCE(EXCLUDED.customer_name, conversations.customer_name), \
             wa_id = COALESCE(EXCLUDED.wa_id, conversations.wa_id) \
          RETURNING {CONVERSATION}, {} AS marketing_opted_out",
         waiter_migrations::consent::opted_out_sql("$2", "$3")
-    )
+    ))
+    .bind(ids::conversation(restaurant_id, customer))
+    .bind(restaurant_id)
+    .bind(customer)
+    .bind(customer_name)
+    .bind(wa_id)
+    .fetch_one(&mut *tx)
+    .await
 }
 
 pub async fn lock(
@@ -267,6 +230,75 @@ pub async fn insert_message(
         .await
 }
 
+/// An outgoing message decided inside a window, written with the others
+/// of the window in one statement just before the outbox
+/// ([`insert_replies`]): one round trip per window instead of one per
+/// message. Its id is derived from the input that decided it, so only a
+/// repeated input could meet it already stored.
+pub struct Reply {
+    pub id: Uuid,
+    pub restaurant_id: Uuid,
+    pub conversation_id: Uuid,
+    pub author: String,
+    pub kind: &'static str,
+    pub body: String,
+    pub payload: serde_json::Value,
+    pub reply_to: Option<Uuid>,
+    pub reply_index: i32,
+}
+
+/// Stores the window's outgoing messages (pending, in the order decided);
+/// returns the ids that were already stored, whose sends must not go out
+/// again.
+pub async fn insert_replies(
+    tx: &mut PgConnection,
+    replies: &[Reply],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    if replies.is_empty() {
+        return Ok(vec![]);
+    }
+    let ids: Vec<Uuid> = replies.iter().map(|r| r.id).collect();
+    let inserted: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO messages (id, restaurant_id, conversation_id, direction, author, kind, \
+            body, payload, status, reply_to, reply_index) \
+         SELECT id, restaurant_id, conversation_id, 'out', author, kind, body, payload, \
+            'pending', reply_to, reply_index \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], \
+            $7::jsonb[], $8::uuid[], $9::int4[]) WITH ORDINALITY \
+            AS r(id, restaurant_id, conversation_id, author, kind, body, payload, reply_to, \
+                reply_index, n) \
+         ORDER BY n ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(&ids)
+    .bind(replies.iter().map(|r| r.restaurant_id).collect::<Vec<_>>())
+    .bind(
+        replies
+            .iter()
+            .map(|r| r.conversation_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        replies
+            .iter()
+            .map(|r| r.author.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(replies.iter().map(|r| r.kind).collect::<Vec<_>>())
+    .bind(replies.iter().map(|r| r.body.as_str()).collect::<Vec<_>>())
+    .bind(replies.iter().map(|r| &r.payload).collect::<Vec<_>>())
+    .bind(replies.iter().map(|r| r.reply_to).collect::<Vec<_>>())
+    .bind(replies.iter().map(|r| r.reply_index).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+    if inserted.len() == ids.len() {
+        return Ok(vec![]);
+    }
+    Ok(ids
+        .into_iter()
+        .filter(|id| !inserted.contains(id))
+        .collect())
+}
+
 /// A query that inserts a message.
 type Insert<'q, O> = sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>;
 
@@ -291,62 +323,6 @@ fn bind_message<'q, O>(query: Insert<'q, O>, m: NewMessage<'q>) -> Insert<'q, O>
         .bind(m.limited_reason)
         .bind(m.reply_to)
         .bind(m.reply_index)
-}
-
-/// An inbound message stored and the conversation as it counted it.
-#[derive(sqlx::FromRow)]
-struct Counted {
-    #[sqlx(flatten)]
-    message: MessageRow,
-    customer: String,
-    customer_name: Option<String>,
-    unread_count: i32,
-    bot_active: bool,
-    bot_paused_at: Option<DateTime<Utc>>,
-    dialogue: serde_json::Value,
-    last_message_at: Option<DateTime<Utc>>,
-    last_inbound_at: Option<DateTime<Utc>>,
-}
-
-/// Stores an inbound message once and, when it is new, counts it on its
-/// conversation (unread, last message and last inbound times) in the
-/// same statement. `None` if a message with this id or Twilio sid is
-/// already stored (the conversation is then unchanged).
-pub async fn insert_inbound(
-    tx: &mut PgConnection,
-    m: NewMessage<'_>,
-    at: DateTime<Utc>,
-) -> Result<Option<(MessageRow, ConversationRow)>, sqlx::Error> {
-    let sql = format!(
-        "WITH m AS ({INSERT_MESSAGE} RETURNING {MESSAGE}), \
-         c AS ( \
-            UPDATE conversations SET unread_count = unread_count + 1, \
-                last_message_at = GREATEST(last_message_at, $14), \
-                last_inbound_at = GREATEST(last_inbound_at, $14) \
-            WHERE id = $3 AND EXISTS (SELECT 1 FROM m) \
-            RETURNING customer, customer_name, unread_count, bot_active, bot_paused_at, dialogue, \
-                last_message_at, last_inbound_at) \
-         SELECT m.*, c.* FROM m CROSS JOIN c"
-    );
-    let counted: Option<Counted> = bind_message(sqlx::query_as(&sql), m)
-        .bind(at)
-        .fetch_optional(&mut *tx)
-        .await?;
-    Ok(counted.map(|c| {
-        let conversation = ConversationRow {
-            id: c.message.conversation_id,
-            restaurant_id: c.message.restaurant_id,
-            customer: c.customer,
-            customer_name: c.customer_name,
-            unread_count: c.unread_count,
-            bot_active: c.bot_active,
-            bot_paused_at: c.bot_paused_at,
-            dialogue: c.dialogue,
-            last_message_at: c.last_message_at,
-            last_inbound_at: c.last_inbound_at,
-        };
-        (c.message, conversation)
-    }))
 }
 
 /// Keeps the body exactly as the customer sent it, when the visible body

@@ -97,6 +97,19 @@ impl Staged {
         self.aggregates.truncate(len);
     }
 
+    /// Keeps only the effects whose message id `keep` accepts.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        let mut aggregates = std::mem::take(&mut self.aggregates).into_iter();
+        let effects = std::mem::take(&mut self.effects);
+        for effect in effects {
+            let aggregate = aggregates.next().expect("one aggregate per effect");
+            if keep(&effect.msg_id) {
+                self.effects.push(effect);
+                self.aggregates.push(aggregate);
+            }
+        }
+    }
+
     /// Writes every staged effect inside the caller's transaction, in the
     /// order staged (their sequences follow it).
     pub async fn write(&mut self, tx: &mut PgConnection) -> Result<(), OutboxError> {

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     catalog::Catalog,
-    store::{self, ids, NewMessage},
+    store::{self, ids},
 };
 
 impl Conversations {
@@ -31,23 +31,6 @@ impl Conversations {
         catalog: &Catalog,
     ) -> Result<bool, ConversationError> {
         let inbound = &m.inbound;
-        let Some(store::Opened {
-            conversation,
-            marketing_opted_out,
-        }) = store::open_for_input(
-            tx,
-            super::STAGE,
-            &envelope.id,
-            m.restaurant_id,
-            &m.customer,
-            inbound.profile_name.as_deref(),
-            inbound.wa_id.as_deref(),
-        )
-        .await?
-        else {
-            return Ok(false);
-        };
-        let previous_inbound = conversation.last_inbound_at;
         let message_id = ids::inbound_message(&inbound.message_sid);
         let payload = serde_json::json!({
             "media": inbound.media,
@@ -57,27 +40,31 @@ impl Conversations {
             "original_replied_message_sid": inbound.original_replied_message_sid,
             "referral": inbound.referral,
         });
-        let stored = store::insert_inbound(
-            tx,
-            NewMessage {
-                id: message_id,
-                restaurant_id: m.restaurant_id,
-                conversation_id: conversation.id,
-                wa_sid: Some(&inbound.message_sid),
-                direction: "in",
-                author: "customer",
-                kind: inbound_kind(inbound),
-                body: &inbound.body,
-                payload,
-                status: "received",
-                limited_reason: m.limited.as_deref(),
-                reply_to: None,
-                reply_index: 0,
-            },
-            inbound.received_at,
-        )
-        .await?;
-        let Some((stored, conversation)) = stored else {
+        let arrival = store::Arrival {
+            stage: super::STAGE,
+            input_id: &envelope.id,
+            restaurant_id: m.restaurant_id,
+            customer: &m.customer,
+            customer_name: inbound.profile_name.as_deref(),
+            wa_id: inbound.wa_id.as_deref(),
+            message_id,
+            message_sid: &inbound.message_sid,
+            kind: inbound_kind(inbound),
+            body: &inbound.body,
+            payload,
+            limited_reason: m.limited.as_deref(),
+            received_at: inbound.received_at,
+        };
+        let Some(store::Arrived {
+            conversation,
+            marketing_opted_out,
+            previous_inbound,
+            stored,
+        }) = store::arrive(tx, arrival).await?
+        else {
+            return Ok(false);
+        };
+        let Some(stored) = stored else {
             // Stored under another envelope id (an operator replay): once is enough.
             return Ok(true);
         };

@@ -88,7 +88,8 @@ impl<'a> Effects<'a> {
             .await
     }
 
-    /// Records an outgoing message and stages its send.
+    /// Records an outgoing message (written with the window's others, see
+    /// [`store::insert_replies`]) and stages its send.
     pub(super) async fn send(
         &mut self,
         tx: &mut Tx,
@@ -97,31 +98,24 @@ impl<'a> Effects<'a> {
         reply_to: Option<Uuid>,
         reply: &Reply,
     ) -> Result<(), ConversationError> {
+        if tx.replies.iter().any(|r| r.id == id) {
+            // Decided again in this window (a replay): stored and sent once.
+            return Ok(());
+        }
         let (kind, body, payload, content) = render(reply);
         let index = self.replies as i32;
         self.replies += 1;
-        let inserted = store::insert_message(
-            tx,
-            NewMessage {
-                id,
-                restaurant_id: self.conversation.restaurant_id,
-                conversation_id: self.conversation.id,
-                wa_sid: None,
-                direction: "out",
-                author,
-                kind,
-                body: &body,
-                payload,
-                status: "pending",
-                limited_reason: None,
-                reply_to,
-                reply_index: index,
-            },
-        )
-        .await?;
-        if inserted.is_none() {
-            return Ok(());
-        }
+        tx.replies.push(store::Reply {
+            id,
+            restaurant_id: self.conversation.restaurant_id,
+            conversation_id: self.conversation.id,
+            author: author.to_string(),
+            kind,
+            body,
+            payload,
+            reply_to,
+            reply_index: index,
+        });
         let topology = self.bus.topology();
         let partition = topology.conversation_partition(
             &self.conversation.restaurant_id,
@@ -134,12 +128,7 @@ impl<'a> Effects<'a> {
             to: self.conversation.customer.clone(),
             content,
         };
-        self.stage(
-            tx,
-            format!("outbound:{id}"),
-            topology.outbound(partition),
-            outbound,
-        )?;
+        self.stage(tx, send_msg_id(id), topology.outbound(partition), outbound)?;
         if self.touch_with_dialogue {
             self.touched = true;
         } else {
@@ -319,6 +308,11 @@ impl<'a> Effects<'a> {
 
 /// How a reply goes out: interactive through its approved ContentSid when
 /// one is configured, else its numbered-text fallback.
+/// The envelope id of a message's send.
+pub(super) fn send_msg_id(message_id: Uuid) -> String {
+    format!("outbound:{message_id}")
+}
+
 fn render(reply: &Reply) -> (&'static str, String, serde_json::Value, OutboundContent) {
     match reply {
         Reply::Text(text) => (

@@ -51,12 +51,51 @@ impl From<ConversationError> for Failure {
     }
 }
 
-/// A window's transaction and the effects its inputs staged, written to
-/// the outbox in one statement before it commits. Every query of the
-/// handlers runs on it as on a connection.
+/// A window's transaction, the outgoing messages its inputs decided and
+/// the effects they staged, each written in one statement before it
+/// commits ([`Tx::write`]). Every query of the handlers runs on it as on
+/// a connection.
 pub(crate) struct Tx {
     pub(crate) conn: Transaction<'static, Postgres>,
+    pub(crate) replies: Vec<store::Reply>,
     pub(crate) outbox: outbox::Staged,
+}
+
+impl Tx {
+    pub(crate) fn new(conn: Transaction<'static, Postgres>) -> Self {
+        Tx {
+            conn,
+            replies: vec![],
+            outbox: outbox::Staged::default(),
+        }
+    }
+
+    /// How much is staged: what a savepoint rolls back to.
+    pub(crate) fn staged(&self) -> (usize, usize) {
+        (self.replies.len(), self.outbox.len())
+    }
+
+    /// Forgets what was staged after `staged` (its savepoint was rolled back).
+    pub(crate) fn truncate(&mut self, (replies, effects): (usize, usize)) {
+        self.replies.truncate(replies);
+        self.outbox.truncate(effects);
+    }
+
+    /// Writes the outgoing messages, then the outbox. A message found
+    /// already stored (only a repeated decision can be) keeps its send out
+    /// of the outbox, as it was sent or is being sent already.
+    pub(crate) async fn write(&mut self) -> Result<(), ConversationError> {
+        let stored_before = store::insert_replies(&mut self.conn, &self.replies).await?;
+        if !stored_before.is_empty() {
+            let sends: std::collections::HashSet<String> = stored_before
+                .iter()
+                .map(|id| effects::send_msg_id(*id))
+                .collect();
+            self.outbox.retain(|msg_id| !sends.contains(msg_id));
+        }
+        self.outbox.write(&mut self.conn).await?;
+        Ok(())
+    }
 }
 
 impl std::ops::Deref for Tx {

@@ -50,14 +50,9 @@ fn customer(
     }))
 }
 
-async fn count(env: &TestEnv, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(env.pool()).await.unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_input_rolls_back_alone_and_the_inputs_before_it_commit_once() {
-    let env = TestEnv::new().await;
-    let r = add_restaurant(env.pool(), "batch", "en").await;
+/// The conversation handler on the test's bus and database, with its
+/// streams and the marks' writer.
+async fn handler(env: &TestEnv) -> (waiter_nats::Bus, Arc<Conversations>) {
     let bus = env.bus.bus.clone();
     bus.ensure_streams(&[
         StreamKind::Conversation,
@@ -75,6 +70,35 @@ async fn a_failing_input_rolls_back_alone_and_the_inputs_before_it_commit_once()
         Catalogs::new(env.pool().clone(), Duration::from_secs(10)),
         marks,
     ));
+    (bus, handler)
+}
+
+/// Messages published on `subject` (a filter) of the outbound stream.
+async fn published_on(bus: &waiter_nats::Bus, subject: String) -> u64 {
+    let stream = bus
+        .jetstream()
+        .get_stream(bus.topology().stream_name(StreamKind::Outbound))
+        .await
+        .unwrap();
+    let mut consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            filter_subject: subject,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    consumer.info().await.unwrap().num_pending
+}
+
+async fn count(env: &TestEnv, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(env.pool()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_input_rolls_back_alone_and_the_inputs_before_it_commit_once() {
+    let env = TestEnv::new().await;
+    let r = add_restaurant(env.pool(), "batch", "en").await;
+    let (bus, handler) = handler(&env).await;
     let (amal, badr) = ("whatsapp:+966500000101", "whatsapp:+966500000102");
     let first = incoming(
         "SMfirst",
@@ -173,26 +197,11 @@ async fn a_failing_input_rolls_back_alone_and_the_inputs_before_it_commit_once()
         kinds.len() > 2 && kinds[2..].iter().all(|k| k == "outbound"),
         "then the replies' sends: {kinds:?}"
     );
-    let published = |filter: String| {
-        let bus = bus.clone();
-        async move {
-            let stream = bus
-                .jetstream()
-                .get_stream(bus.topology().stream_name(StreamKind::Outbound))
-                .await
-                .unwrap();
-            let mut consumer = stream
-                .create_consumer(async_nats::jetstream::consumer::pull::Config {
-                    filter_subject: filter,
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
-            consumer.info().await.unwrap().num_pending as i64
-        }
-    };
     let outbound_subjects = format!("{}.outbound.>", env.bus.namespace());
-    assert_eq!(published(outbound_subjects.clone()).await, replies);
+    assert_eq!(
+        published_on(&bus, outbound_subjects.clone()).await as i64,
+        replies
+    );
 
     // The batch again (a redelivery), past the broken input: the first two
     // were applied before and change nothing; the last one is applied.
@@ -220,7 +229,7 @@ async fn a_failing_input_rolls_back_alone_and_the_inputs_before_it_commit_once()
     .await;
     assert!(replies_now > replies, "the last input answered");
     assert_eq!(
-        published(outbound_subjects).await,
+        published_on(&bus, outbound_subjects).await as i64,
         replies_now,
         "no send published twice"
     );
@@ -258,4 +267,85 @@ async fn marks_pending_at_shutdown_are_written_before_the_writer_ends() {
     // Marks sent after the writer ended are dropped without a panic (the
     // successor republishes those effects, as after a crash).
     marks.mark(vec![seq]);
+}
+
+/// The window's outgoing messages are written in one statement before it
+/// commits; one already stored (a staff reply replayed under a new
+/// envelope id) is neither stored nor sent again, and the rest of its
+/// window goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_already_stored_is_not_sent_again_and_its_window_commits() {
+    let env = TestEnv::new().await;
+    let r = add_restaurant(env.pool(), "replies", "en").await;
+    let (bus, handler) = handler(&env).await;
+    let amal = "whatsapp:+966500000201";
+    let outcomes = handler
+        .handle_batch(Batch::detached(vec![incoming(
+            "SMhello",
+            customer(r.id, &r.number, amal, "SMhello", "hello"),
+        )]))
+        .await;
+    assert_eq!(outcomes, vec![Outcome::Ack]);
+    let conversation = conversation::store::ids::conversation(r.id, amal);
+    let staff_reply = |envelope_id: &str, message_id: Uuid| {
+        incoming(
+            envelope_id,
+            ConversationInput::StaffReply(StaffReply {
+                message_id,
+                restaurant_id: r.id,
+                conversation_id: conversation,
+                staff: "staff".into(),
+                text: "We are on it".into(),
+                content_sid: None,
+            }),
+        )
+    };
+    let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+    let outcomes = handler
+        .handle_batch(Batch::detached(vec![
+            staff_reply("staff-reply-1", first),
+            // An operator's replay of the same reply: a new envelope id.
+            staff_reply("staff-reply-1-replayed", first),
+            staff_reply("staff-reply-2", second),
+        ]))
+        .await;
+    assert_eq!(outcomes, vec![Outcome::Ack, Outcome::Ack, Outcome::Ack]);
+    let stored = |id: Uuid| {
+        let pool = env.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM messages WHERE id = $1 AND author = 'staff' \
+                   AND status = 'pending'",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(stored(first).await, 1, "the replayed reply is stored once");
+    assert_eq!(stored(second).await, 1);
+    let outbound = format!("{}.outbound.>", env.bus.namespace());
+    let sends_before = published_on(&bus, outbound.clone()).await;
+
+    // The replay alone, in a window of its own: nothing stored or sent.
+    let outcomes = handler
+        .handle_batch(Batch::detached(vec![staff_reply(
+            "staff-reply-1-replayed-again",
+            first,
+        )]))
+        .await;
+    assert_eq!(outcomes, vec![Outcome::Ack]);
+    assert_eq!(stored(first).await, 1);
+    assert_eq!(
+        published_on(&bus, outbound).await,
+        sends_before,
+        "a reply already stored is not sent again"
+    );
+    let staged_sends: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE msg_id = $1")
+        .bind(format!("outbound:{first}"))
+        .fetch_one(env.pool())
+        .await
+        .unwrap();
+    assert_eq!(staged_sends, 1, "one send of the reply was ever staged");
 }
