@@ -177,6 +177,52 @@ pub fn thread_cpu() -> BTreeMap<String, Duration> {
     by_name
 }
 
+/// Context switches (voluntary and involuntary: every time a thread
+/// slept or was preempted) per thread name of this process.
+pub fn thread_switches() -> BTreeMap<String, u64> {
+    let mut by_name = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        if let Some(name) = status_field(&status, "Name") {
+            *by_name.entry(name.to_string()).or_default() += switches_of(&status);
+        }
+    }
+    by_name
+}
+
+/// Context switches of a process's threads, all of them.
+pub fn process_switches(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    Some(
+        tasks
+            .flatten()
+            .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+            .map(|status| switches_of(&status))
+            .sum(),
+    )
+}
+
+fn status_field<'a>(status: &'a str, field: &str) -> Option<&'a str> {
+    status.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        (name == field).then(|| value.trim())
+    })
+}
+
+/// `voluntary_ctxt_switches` + `nonvoluntary_ctxt_switches` of a
+/// `/proc/.../status`.
+fn switches_of(status: &str) -> u64 {
+    ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
+        .iter()
+        .filter_map(|f| status_field(status, f)?.parse::<u64>().ok())
+        .sum()
+}
+
 /// CPU time (user + system) of a process and its threads.
 pub fn process_cpu(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -202,6 +248,15 @@ fn clock_ticks() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_gives_its_context_switches() {
+        let status = "Name:\tst-router\nState:\tS (sleeping)\n\
+                      voluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n";
+        assert_eq!(status_field(status, "Name"), Some("st-router"));
+        assert_eq!(switches_of(status), 127);
+        assert!(process_switches(std::process::id()).is_some_and(|n| n > 0));
+    }
 
     #[test]
     fn a_stat_line_gives_its_name_and_cpu_time() {

@@ -112,12 +112,14 @@ pub async fn read(run_dir: &Path, pool: &PgPool) -> Reading {
     let mut readings: BTreeMap<String, StageReading> = BTreeMap::new();
     for (stage, pid) in &replicas {
         let cpu = stages::process_cpu(*pid).unwrap_or_default();
-        readings.entry(stage.clone()).or_default().cpu += cpu;
+        let reading = readings.entry(stage.clone()).or_default();
+        reading.cpu += cpu;
+        reading.switches += stages::process_switches(*pid).unwrap_or(0);
     }
     for (stage, pid) in backends(pool, &replicas).await {
-        if let Some(cpu) = stages::process_cpu(pid) {
-            readings.entry(stage).or_default().backend_cpu += cpu;
-        }
+        let reading = readings.entry(stage).or_default();
+        reading.backend_cpu += stages::process_cpu(pid).unwrap_or_default();
+        reading.backend_switches += stages::process_switches(pid).unwrap_or(0);
     }
     let (machine_busy, machine_total) = meters::machine();
     let mut memory = meters::Memory {
@@ -134,6 +136,8 @@ pub async fn read(run_dir: &Path, pool: &PgPool) -> Reading {
         other_cpu: stages::process_cpu(std::process::id()).unwrap_or(Duration::ZERO),
         transactions: meters::transactions(pool).await,
         nats_server_cpu: meters::nats_server_pid().and_then(stages::process_cpu),
+        nats_server_switches: meters::nats_server_pid().and_then(stages::process_switches),
+        machine_switches: meters::machine_switches(),
         machine_busy,
         machine_total,
         memory,

@@ -18,6 +18,10 @@ pub struct StageReading {
     pub nats: Option<(u64, u64)>,
     pub round_trips: Option<u64>,
     pub backend_cpu: Duration,
+    /// Context switches of the stage's threads: how often it slept and
+    /// woke (or was preempted).
+    pub switches: u64,
+    pub backend_switches: u64,
 }
 
 pub struct Reading {
@@ -26,6 +30,9 @@ pub struct Reading {
     pub other_cpu: Duration,
     pub transactions: i64,
     pub nats_server_cpu: Option<Duration>,
+    pub nats_server_switches: Option<u64>,
+    /// Context switches of the whole machine (`ctxt` of `/proc/stat`).
+    pub machine_switches: u64,
     pub machine_busy: Duration,
     pub machine_total: Duration,
     /// Resident memory (KiB) of each process that runs stages (in-process:
@@ -88,6 +95,15 @@ pub fn nats_server_pid() -> Option<u32> {
         })
 }
 
+/// Context switches of the whole machine since boot.
+pub fn machine_switches() -> u64 {
+    std::fs::read_to_string("/proc/stat")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("ctxt ")?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Busy and total CPU time of the whole machine (every core).
 pub fn machine() -> (Duration, Duration) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
@@ -120,15 +136,24 @@ pub async fn read(p: &Pipeline) -> Reading {
             None => other_cpu += *cpu,
         }
     }
+    for (thread, switches) in stages::thread_switches() {
+        if let Some(stage) = p
+            .stages
+            .iter()
+            .find(|s| stages::thread_name(s.name) == thread)
+        {
+            readings.entry(stage.name.to_string()).or_default().switches += switches;
+        }
+    }
     for stage in &p.stages {
         let r = readings.entry(stage.name.to_string()).or_default();
         r.nats = Some(stage.nats_messages());
         r.round_trips = stage.db_round_trips();
     }
     for (stage, pid) in backends(p.env.pool()).await {
-        if let Some(cpu) = stages::process_cpu(pid) {
-            readings.entry(stage).or_default().backend_cpu += cpu;
-        }
+        let reading = readings.entry(stage).or_default();
+        reading.backend_cpu += stages::process_cpu(pid).unwrap_or_default();
+        reading.backend_switches += stages::process_switches(pid).unwrap_or(0);
     }
     let (machine_busy, machine_total) = machine();
     let memory = Memory {
@@ -144,6 +169,8 @@ pub async fn read(p: &Pipeline) -> Reading {
         other_cpu,
         transactions: transactions(p.env.pool()).await,
         nats_server_cpu: nats_server_pid().and_then(stages::process_cpu),
+        nats_server_switches: nats_server_pid().and_then(stages::process_switches),
+        machine_switches: machine_switches(),
         machine_busy,
         machine_total,
         memory,
@@ -166,17 +193,19 @@ pub fn report(before: &Reading, after: &Reading, messages: usize) {
     let per = |d: Duration| d.as_secs_f64() * 1000.0 / n;
     println!("  per answered message (per hop)");
     println!(
-        "    {:<14} {:>9} {:>10} {:>10} {:>12} {:>13}",
-        "stage", "CPU ms", "NATS out", "NATS in", "DB requests", "PG backend ms"
+        "    {:<14} {:>9} {:>10} {:>10} {:>12} {:>13} {:>9}",
+        "stage", "CPU ms", "NATS out", "NATS in", "DB requests", "PG backend ms", "switches"
     );
     let mut total_cpu = Duration::ZERO;
     let mut total_backend = Duration::ZERO;
+    let mut backend_switches = 0;
     for (name, a) in &after.stages {
         let b = before.stages.get(name).cloned().unwrap_or_default();
         let cpu = a.cpu.saturating_sub(b.cpu);
         let backend = a.backend_cpu.saturating_sub(b.backend_cpu);
         total_cpu += cpu;
         total_backend += backend;
+        backend_switches += a.backend_switches.saturating_sub(b.backend_switches);
         let per_message = |a: Option<u64>, b: Option<u64>| match (a, b) {
             (Some(a), Some(b)) => format!("{:.1}", a.saturating_sub(b) as f64 / n),
             _ => "-".into(),
@@ -185,9 +214,10 @@ pub fn report(before: &Reading, after: &Reading, messages: usize) {
         let nats_out = per_message(a.nats.map(|m| m.0), b.nats.map(|m| m.0));
         let nats_in = per_message(a.nats.map(|m| m.1), b.nats.map(|m| m.1));
         println!(
-            "    {name:<14} {:>9.3} {nats_out:>10} {nats_in:>10} {trips:>12} {:>13.3}",
+            "    {name:<14} {:>9.3} {nats_out:>10} {nats_in:>10} {trips:>12} {:>13.3} {:>9.1}",
             per(cpu),
             per(backend),
+            a.switches.saturating_sub(b.switches) as f64 / n,
         );
     }
     if after.stages.values().any(|s| s.nats.is_none()) {
@@ -212,6 +242,19 @@ pub fn report(before: &Reading, after: &Reading, messages: usize) {
     println!(
         "    nats-server (shared with other users of the machine) {nats} ms; database transactions {:.1}",
         (after.transactions - before.transactions) as f64 / n
+    );
+    let nats_switches = match (after.nats_server_switches, before.nats_server_switches) {
+        (Some(a), Some(b)) => format!("{:.1}", a.saturating_sub(b) as f64 / n),
+        _ => "-".into(),
+    };
+    println!(
+        "    context switches (a thread slept and woke, or was preempted): the stages' PostgreSQL \
+         backends {:.1}, nats-server {nats_switches}, whole machine {:.1}",
+        backend_switches as f64 / n,
+        after
+            .machine_switches
+            .saturating_sub(before.machine_switches) as f64
+            / n
     );
     println!(
         "    whole machine {:.3} ms ({:.0} % busy over the run; load average {})",
