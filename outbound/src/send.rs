@@ -369,7 +369,8 @@ impl SendHandler {
             .increment(1);
         match view {
             Some(view) => {
-                tracing::info!(message_id = %msg.message_id, sid, "sent");
+                // Per message: the stream, the metrics and `just trace` tell it.
+                tracing::debug!(message_id = %msg.message_id, sid, "sent");
                 let event = DashboardEvent::new(msg.restaurant_id, EventType::MessageSent, view);
                 self.publish_event(env, sent_event_id(msg.message_id), event)
                     .await?;

@@ -463,7 +463,8 @@ fn answer(
                 sid: Some(message.sid.clone()),
                 received_at: now,
             });
-            tracing::info!(
+            // Per message, so at debug: `/sim/messages` lists them.
+            tracing::debug!(
                 account_sid = %message.account_sid,
                 sid = %message.sid,
                 to = %message.to,
