@@ -71,7 +71,7 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     open_conversations: usize,
     /// Partitions per ordered stream (concurrent conversations per stage).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = waiter_nats::BusConfig::DEFAULT_PARTITIONS)]
     partitions: u16,
     /// Drive an already running `just up` deployment (every stage its own
     /// process) instead of starting the pipeline in-process; customers
