@@ -99,15 +99,13 @@ impl Staged {
 
     /// Keeps only the effects whose message id `keep` accepts.
     pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
-        let mut aggregates = std::mem::take(&mut self.aggregates).into_iter();
         let effects = std::mem::take(&mut self.effects);
-        for effect in effects {
-            let aggregate = aggregates.next().expect("one aggregate per effect");
-            if keep(&effect.msg_id) {
-                self.effects.push(effect);
-                self.aggregates.push(aggregate);
-            }
-        }
+        let aggregates = std::mem::take(&mut self.aggregates);
+        (self.effects, self.aggregates) = effects
+            .into_iter()
+            .zip(aggregates)
+            .filter(|(effect, _)| keep(&effect.msg_id))
+            .unzip();
     }
 
     /// Writes every staged effect inside the caller's transaction, in the

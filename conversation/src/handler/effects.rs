@@ -306,13 +306,13 @@ impl<'a> Effects<'a> {
     }
 }
 
-/// How a reply goes out: interactive through its approved ContentSid when
-/// one is configured, else its numbered-text fallback.
 /// The envelope id of a message's send.
 pub(super) fn send_msg_id(message_id: Uuid) -> String {
     format!("outbound:{message_id}")
 }
 
+/// How a reply goes out: interactive through its approved ContentSid when
+/// one is configured, else its numbered-text fallback.
 fn render(reply: &Reply) -> (&'static str, String, serde_json::Value, OutboundContent) {
     match reply {
         Reply::Text(text) => (

@@ -160,16 +160,22 @@ pub fn load_average() -> String {
         .join(" ")
 }
 
+/// The contents of `file` (`stat`, `status`) of each thread of `process`
+/// (`self` or a pid).
+fn task_files(process: &str, file: &str) -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{process}/task")) else {
+        return vec![];
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join(file)).ok())
+        .collect()
+}
+
 /// CPU time (user + system) per thread name of this process.
 pub fn thread_cpu() -> BTreeMap<String, Duration> {
     let mut by_name = BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return by_name;
-    };
-    for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue;
-        };
+    for stat in task_files("self", "stat") {
         if let Some((name, cpu)) = parse_stat(&stat) {
             *by_name.entry(name).or_default() += cpu;
         }
@@ -181,13 +187,7 @@ pub fn thread_cpu() -> BTreeMap<String, Duration> {
 /// slept or was preempted) per thread name of this process.
 pub fn thread_switches() -> BTreeMap<String, u64> {
     let mut by_name = BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return by_name;
-    };
-    for task in tasks.flatten() {
-        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
-            continue;
-        };
+    for status in task_files("self", "status") {
         if let Some(name) = status_field(&status, "Name") {
             *by_name.entry(name.to_string()).or_default() += switches_of(&status);
         }
@@ -197,12 +197,11 @@ pub fn thread_switches() -> BTreeMap<String, u64> {
 
 /// Context switches of a process's threads, all of them.
 pub fn process_switches(pid: u32) -> Option<u64> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    std::fs::metadata(format!("/proc/{pid}/task")).ok()?;
     Some(
-        tasks
-            .flatten()
-            .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
-            .map(|status| switches_of(&status))
+        task_files(&pid.to_string(), "status")
+            .iter()
+            .map(|status| switches_of(status))
             .sum(),
     )
 }
